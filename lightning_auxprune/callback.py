@@ -1,0 +1,355 @@
+"""``AuxMaskPruning``: AutoPrune as a Lightning callback (the only module that imports Lightning).
+
+Where things happen, and why:
+
+* ``setup``: the layers get their auxiliary masks (``torch.nn.utils.parametrize``) before the
+  strategy wraps the model (DDP) and before a checkpoint's model state is restored strictly;
+* ``on_fit_start``: the masks leave the user's parameter groups for one named ``"auxprune"``
+  group per optimizer, before a checkpoint's optimizer state is restored;
+* ``on_before_optimizer_step`` (after backward, gradient accumulation and AMP unscaling): the
+  regularizer's gradient is added to M, or M's gradient is dropped outside the pruning phase;
+* ``on_train_batch_end``: pruned weights are put back to their pre-step values (undoing weight
+  decay and momentum), prune/recovery events are counted, statistics are logged.
+
+Example:
+    >>> from lightning.pytorch import Trainer
+    >>> pruning = AuxMaskPruning(strength=1e-4, aux_lr=1e-2, warmup=1, freeze=8)
+    >>> trainer = Trainer(max_epochs=10, callbacks=[pruning])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.core.optimizer import _MockOptimizer
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from torch import nn
+from typing_extensions import override
+
+from lightning_auxprune.aux_group import AuxLrMode, align_schedulers, attach_aux_group, aux_lr, set_aux_lr
+from lightning_auxprune.bake import bake
+from lightning_auxprune.events import MaskEvents
+from lightning_auxprune.flops import LayerFlops
+from lightning_auxprune.options import (
+    Granularity,
+    MaskInit,
+    MaskOptions,
+    MaskRule,
+    RegularizerName,
+    SteName,
+    WeightGrad,
+    check_choice,
+)
+from lightning_auxprune.parametrization import AuxMask
+from lightning_auxprune.patch import patch_model
+from lightning_auxprune.regularizer import add_regularizer_grad, regularizer_value
+from lightning_auxprune.report import layer_table
+from lightning_auxprune.schedule import Phase, PruningSchedule, Unit
+from lightning_auxprune.statistics import layer_stats, summarize
+from lightning_auxprune.targets import select_layers
+
+PHASE_CODE: dict[Phase, int] = {"warmup": 0, "pruning": 1, "frozen": 2}
+
+
+class AuxMaskPruning(Callback):
+    """Learn recoverable pruning masks while the model trains (AutoPrune, NeurIPS 2019).
+
+    Every selected layer's weight W gets a trainable auxiliary tensor M; the forward pass uses
+    ``W * h(M)`` with the hard step ``h(m) = 1[m > 0]``. M is trained with a straight-through
+    estimator, the correlation-consistent sign rule, and the regularizer ``strength * R(h(M))``.
+
+    Args:
+        strength: lambda, the regularizer strength (>= 0).
+        regularizer: ``"count"`` (R = number of open masks) or ``"l1"`` (R = sum |M|).
+        granularity: ``"weight"`` or ``"neuron"`` (one mask per output unit / filter).
+        ste: ``"identity"``, ``"relu"``, ``"leaky_relu"`` or ``"softplus"``.
+        alpha: ``leaky_relu`` slope for closed masks, in [0, 1).
+        beta: ``softplus`` sharpness, > 0.
+        rule: M's gradient rule, ``"sign"`` or ``"chain"``.
+        weight_grad: ``"masked"`` (pruned weights frozen) or ``"unmasked"`` (pruned weights train).
+        init: ``"constant"`` or ``"magnitude"``.
+        init_scale: Scale of M's initial value (> 0).
+        aux_lr: Learning rate of the ``"auxprune"`` parameter group.
+        aux_lr_mode: ``"fixed"`` (the aux lr never changes; LR schedulers do not touch it) or
+            ``"follow"`` (scaled by the factor the scheduler applies to parameter group 0).
+        include: Regexes (full match on module names); only matching layers are pruned.
+        exclude: Regexes (full match) of layers to leave dense.
+        layer_types: Layer type names to prune; default ``["Linear", "Conv1d", "Conv2d", "Conv3d"]``.
+        unit: Unit of ``warmup``, ``ramp`` and ``freeze``: ``"epoch"`` or ``"step"``.
+        warmup: Dense warm-up length before masks start to move.
+        ramp: Length of the linear lambda ramp after warm-up (0: constant lambda).
+        freeze: When masks freeze for a final W-only fine-tune (``None``: never).
+        restore_pruned_weights: With ``weight_grad="masked"``, put pruned weights back to their
+            pre-step values after each optimizer step, so weight decay and momentum cannot move
+            them and a recovered weight returns with its old value.
+        log_every_n_steps: Log every N optimizer steps (default: the Trainer's
+            ``log_every_n_steps``); statistics are also logged at every epoch end.
+        print_table: Print the per-layer table at the end of ``fit``.
+
+    Example:
+        >>> cb = AuxMaskPruning(granularity="neuron", exclude=["classifier\\\\.2"])
+        >>> cb.options.granularity
+        'neuron'
+    """
+
+    def __init__(
+        self,
+        strength: float = 1e-4,
+        regularizer: RegularizerName = "count",
+        granularity: Granularity = "weight",
+        ste: SteName = "leaky_relu",
+        alpha: float = 0.1,
+        beta: float = 5.0,
+        rule: MaskRule = "sign",
+        weight_grad: WeightGrad = "masked",
+        init: MaskInit = "constant",
+        init_scale: float = 1.0,
+        aux_lr: float = 1e-2,
+        aux_lr_mode: AuxLrMode = "fixed",
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        layer_types: Sequence[str] | None = None,
+        unit: Unit = "epoch",
+        warmup: float = 0.0,
+        ramp: float = 0.0,
+        freeze: float | None = None,
+        restore_pruned_weights: bool = True,
+        log_every_n_steps: int | None = None,
+        print_table: bool = True,
+    ) -> None:
+        super().__init__()
+        self.options = MaskOptions(
+            granularity=granularity, ste=ste, alpha=alpha, beta=beta, rule=rule,
+            weight_grad=weight_grad, init=init, init_scale=init_scale,
+        )
+        self.schedule = PruningSchedule(strength=strength, unit=unit, warmup=warmup, ramp=ramp, freeze=freeze)
+        check_choice("regularizer", regularizer, RegularizerName)
+        check_choice("aux_lr_mode", aux_lr_mode, AuxLrMode)
+        if aux_lr <= 0:
+            raise ValueError(f"aux_lr={aux_lr} must be > 0; use freeze=... to stop the masks from moving.")
+        if log_every_n_steps is not None and log_every_n_steps < 1:
+            raise ValueError(f"log_every_n_steps={log_every_n_steps} must be >= 1 (or None for the Trainer's).")
+        for name, patterns in (("include", include), ("exclude", exclude)):
+            if isinstance(patterns, str):
+                raise TypeError(f"{name} must be a list of regexes, not the string {patterns!r}: use [{patterns!r}].")
+        self.regularizer: RegularizerName = regularizer
+        self.aux_lr = aux_lr
+        self.aux_lr_mode: AuxLrMode = aux_lr_mode
+        self.include = list(include) if include is not None else None
+        self.exclude = list(exclude) if exclude is not None else None
+        self.layer_types = list(layer_types) if layer_types is not None else None
+        self.restore_pruned_weights = restore_pruned_weights
+        self.log_every_n_steps = log_every_n_steps
+        self.print_table = print_table
+
+        self.masks: dict[str, AuxMask] = {}
+        self.events = MaskEvents()
+        self.flops = LayerFlops()
+        self.last_table = ""
+        self._aux_param_names: list[str] = []
+        self._loaded_aux_param_names: list[str] | None = None
+        self._last_logged_step = -1
+        self._batch_idx = 0
+        self._snapshot: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    # ------------------------------------------------------------------ set-up
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage == "fit" and not pl_module.automatic_optimization:
+            raise MisconfigurationException(
+                "AuxMaskPruning needs automatic optimization: it adds the regularizer's gradient and "
+                "restores pruned weights around Lightning's optimizer step. Set "
+                "`self.automatic_optimization = True` in your LightningModule."
+            )
+        names = select_layers(pl_module, self.include, self.exclude, self.layer_types)
+        self.masks = patch_model(pl_module, names, self.options)
+        param_names = {id(p): n for n, p in pl_module.named_parameters()}
+        self._aux_param_names = [param_names[id(m.aux)] for m in self.masks.values()]
+
+    def _check_unpatched_layers(self, pl_module: LightningModule) -> None:
+        names = select_layers(pl_module, self.include, self.exclude, self.layer_types)
+        missing = [n for n in names if n not in self.masks]
+        if missing:
+            raise MisconfigurationException(
+                f"Layers {missing} appeared after AuxMaskPruning.setup (created in configure_model?) and "
+                "would stay dense. Create them in __init__, or pass exclude=[...] to leave them dense."
+            )
+
+    @override
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._check_unpatched_layers(pl_module)
+        optimizers = [o for o in trainer.optimizers if not isinstance(o, _MockOptimizer)]
+        if not optimizers:
+            raise MisconfigurationException(
+                "AuxMaskPruning found no optimizer: configure_optimizers must return one, since the "
+                "masks are trained in an extra parameter group of it."
+            )
+        if self._loaded_aux_param_names is not None and self._loaded_aux_param_names != self._aux_param_names:
+            raise MisconfigurationException(
+                "The checkpoint's aux parameter group does not match this model's masks: "
+                f"{self._loaded_aux_param_names} vs {self._aux_param_names}. Resume with the same "
+                "include/exclude/layer_types settings."
+            )
+        params = [m.aux for m in self.masks.values()]
+        schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
+        for optimizer in optimizers:
+            attach_aux_group(optimizer, params, self.aux_lr)
+            align_schedulers(schedulers, optimizer, self.aux_lr)
+        self._apply_aux_lr(trainer)
+        self.flops.attach(pl_module)
+        if not self.events.previous:
+            self.events.update(self.masks)
+
+    # ------------------------------------------------------------- per batch
+    def _position(self, trainer: Trainer) -> float:
+        if self.schedule.unit == "step":
+            return float(trainer.global_step)
+        batches = trainer.num_training_batches
+        fraction = self._batch_idx / batches if isinstance(batches, int) and batches > 0 else 0.0
+        return trainer.current_epoch + fraction
+
+    def _apply_aux_lr(self, trainer: Trainer) -> None:
+        for optimizer in trainer.optimizers:
+            set_aux_lr(optimizer, aux_lr(optimizer, self.aux_lr, self.aux_lr_mode))
+
+    @override
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        self._batch_idx = batch_idx
+        self._apply_aux_lr(trainer)
+
+    @override
+    def on_before_optimizer_step(
+        self, trainer: Trainer, pl_module: LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
+        self._apply_aux_lr(trainer)
+        position = self._position(trainer)
+        if self.schedule.phase(position) == "pruning":
+            add_regularizer_grad(self.masks.values(), self.regularizer, self.schedule.lambda_at(position))
+        else:
+            for mask in self.masks.values():
+                mask.aux.grad = None
+        if self.restore_pruned_weights and self.options.weight_grad == "masked":
+            self._take_snapshot(pl_module)
+
+    def _take_snapshot(self, pl_module: LightningModule) -> None:
+        self._snapshot.clear()
+        modules = dict(pl_module.named_modules())
+        for name, mask in self.masks.items():
+            layer = modules[name]
+            for tensor_name in ("weight", "bias"):
+                stack = getattr(layer, "parametrizations", {})
+                if tensor_name not in stack:
+                    continue
+                original = stack[tensor_name].original
+                closed = mask.weight_gate(original) == 0
+                if closed.any():
+                    self._snapshot.append((original, closed, original.detach()[closed].clone()))
+
+    def _restore_snapshot(self) -> None:
+        with torch.no_grad():
+            for original, closed, values in self._snapshot:
+                original[closed] = values
+        self._snapshot.clear()
+
+    @override
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self._restore_snapshot()
+        self._apply_aux_lr(trainer)
+        self.events.update(self.masks)
+        every = self.log_every_n_steps or trainer.log_every_n_steps
+        step = trainer.global_step
+        if step != self._last_logged_step and step % every == 0 and step > 0:
+            self._log(trainer)
+
+    @override
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        metrics = self.metrics(trainer)
+        if trainer.global_step != self._last_logged_step:
+            self._log(trainer, metrics)
+        for key in ("auxprune/sparsity", "auxprune/compression", "auxprune/flops_ratio"):
+            if key in metrics:
+                pl_module.log(key, metrics[key], logger=False)
+
+    @override
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.flops.detach()
+        dense = self.flops.dense(pl_module) if self.flops.ready else None
+        self.last_table = layer_table(layer_stats(self.masks), dense)
+        if self.print_table:
+            rank_zero_info("AuxMaskPruning per-layer result:\n" + self.last_table)
+
+    # --------------------------------------------------------------- logging
+    def metrics(self, trainer: Trainer) -> dict[str, float]:
+        """The statistics logged now (events since the last log are *not* consumed)."""
+        stats = layer_stats(self.masks)
+        summary = summarize(stats)
+        position = self._position(trainer)
+        metrics: dict[str, float] = {
+            "auxprune/sparsity": summary.sparsity,
+            "auxprune/compression": summary.compression,
+            "auxprune/lambda": self.schedule.lambda_at(position),
+            "auxprune/phase": float(PHASE_CODE[self.schedule.phase(position)]),
+            "auxprune/regularizer": regularizer_value(self.masks.values(), self.regularizer),
+            "auxprune/pruned_total": float(self.events.pruned_total),
+            "auxprune/recovered_total": float(self.events.recovered_total),
+        }
+        for s in stats:
+            metrics[f"auxprune/density/{s.name}"] = s.density
+        if self.flops.ready:
+            module = trainer.lightning_module
+            metrics["auxprune/flops_ratio"] = self.flops.ratio(module, {s.name: s.density for s in stats})
+        return metrics
+
+    def _log(self, trainer: Trainer, metrics: dict[str, float] | None = None) -> None:
+        metrics = dict(metrics or self.metrics(trainer))
+        pruned, recovered = self.events.take()
+        metrics["auxprune/pruned"] = float(pruned)
+        metrics["auxprune/recovered"] = float(recovered)
+        self._last_logged_step = trainer.global_step
+        step = trainer.fit_loop.epoch_loop._batches_that_stepped
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
+
+    # ----------------------------------------------------------------- state
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "aux_param_names": list(self._aux_param_names),
+            "events": self.events.state_dict(),
+            "last_logged_step": self._last_logged_step,
+            "options": asdict(self.options),
+            "schedule": asdict(self.schedule),
+            "regularizer": self.regularizer,
+        }
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._loaded_aux_param_names = list(state_dict["aux_param_names"])
+        self.events.load_state_dict(state_dict["events"])
+        self._last_logged_step = int(state_dict["last_logged_step"])
+        if state_dict["options"] != asdict(self.options):
+            raise MisconfigurationException(
+                f"The checkpoint was trained with mask options {state_dict['options']}, this callback has "
+                f"{asdict(self.options)}. Resume with the same options."
+            )
+        if state_dict["schedule"] != asdict(self.schedule) or state_dict["regularizer"] != self.regularizer:
+            rank_zero_warn(
+                f"Resuming with a different pruning schedule: checkpoint {state_dict['schedule']} "
+                f"({state_dict['regularizer']}), now {asdict(self.schedule)} ({self.regularizer})."
+            )
+
+    # ----------------------------------------------------------------- export
+    def bake(self, model: nn.Module) -> nn.Module:
+        """A copy of ``model`` with the masks multiplied in and the original ``state_dict`` keys.
+
+        See :func:`lightning_auxprune.bake.bake`.
+        """
+        return bake(model)

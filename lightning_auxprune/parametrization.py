@@ -1,0 +1,110 @@
+"""``torch.nn.utils.parametrize`` modules that hold the auxiliary parameters M of one layer.
+
+:class:`AuxMask` is registered on a layer's ``weight``: it owns the trainable ``aux`` parameter
+(M) and turns the stored weight W into ``W * h(M)``. For neuron granularity :class:`BiasGate`
+gates the layer's bias with the same M, so a pruned unit outputs exactly zero.
+
+Example:
+    >>> import torch
+    >>> from torch.nn.utils import parametrize
+    >>> layer = torch.nn.Linear(3, 2)
+    >>> parametrize.register_parametrization(layer, "weight", AuxMask(layer.weight, MaskOptions()))
+    ParametrizedLinear(...)
+    >>> layer.parametrizations.weight[0].aux.shape
+    torch.Size([2, 3])
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from lightning_auxprune.masked_weight import expand_gate, masked_weight
+from lightning_auxprune.options import MaskOptions
+from lightning_auxprune.ste import hard_step
+
+
+def initial_scores(weight: torch.Tensor, options: MaskOptions) -> torch.Tensor:
+    """Initial M for ``weight``: positive everywhere, constant or proportional to magnitude.
+
+    Example:
+        >>> initial_scores(torch.tensor([[3.0, -1.0]]), MaskOptions(init="magnitude")).tolist()
+        [[1.5, 0.5]]
+    """
+    shape = weight.shape if options.granularity == "weight" else weight.shape[:1]
+    if options.init == "constant":
+        return torch.full(shape, options.init_scale, dtype=weight.dtype, device=weight.device)
+    magnitude = weight.detach().abs()
+    if options.granularity == "neuron":
+        magnitude = magnitude.reshape(weight.shape[0], -1).mean(dim=1)
+    relative = magnitude / magnitude.mean().clamp_min(torch.finfo(weight.dtype).tiny)
+    return options.init_scale * relative.clamp_min(1e-3)
+
+
+class AuxMask(nn.Module):
+    """Parametrization ``W -> W * h(M)`` owning the auxiliary parameter ``aux`` (M).
+
+    Args:
+        weight: The weight to be masked; fixes M's shape, dtype, device and (optionally) init.
+        options: Granularity, STE, gradient rules and init.
+
+    Example:
+        >>> mask = AuxMask(torch.ones(2, 3), MaskOptions(granularity="neuron"))
+        >>> mask.aux.shape, mask.density()
+        (torch.Size([2]), 1.0)
+    """
+
+    def __init__(self, weight: torch.Tensor, options: MaskOptions) -> None:
+        super().__init__()
+        self.options = options
+        self.weight_shape = tuple(weight.shape)
+        self.aux = nn.Parameter(initial_scores(weight, options))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        """Return ``weight * h(aux)`` (gradients per the configured rules)."""
+        return masked_weight(weight, self.aux, self.options)
+
+    def gate(self) -> torch.Tensor:
+        """The current hard 0/1 mask h(M), M-shaped (``[C_out]`` for neuron granularity)."""
+        return hard_step(self.aux.detach())
+
+    def weight_gate(self, weight: torch.Tensor) -> torch.Tensor:
+        """The current hard mask broadcast to ``weight``'s shape."""
+        return expand_gate(self.aux.detach(), weight).expand_as(weight)
+
+    def density(self) -> float:
+        """Fraction of open weights (equal to the fraction of open units for neuron masks)."""
+        return float(self.gate().mean())
+
+    def fan_in(self) -> int:
+        """Weights per mask entry: 1 for weight granularity, the unit's fan-in for neuron."""
+        return 1 if self.aux.dim() == len(self.weight_shape) else int(math.prod(self.weight_shape[1:]))
+
+    def extra_repr(self) -> str:
+        return f"granularity={self.options.granularity}, ste={self.options.ste}, rule={self.options.rule}"
+
+
+class BiasGate(nn.Module):
+    """Parametrization ``b -> b * h(M)`` reusing a neuron-granularity :class:`AuxMask`'s M.
+
+    The M parameter is referenced, not registered, so it appears once in ``parameters()`` and
+    in the state dict.
+
+    Example:
+        >>> owner = AuxMask(torch.ones(2, 3), MaskOptions(granularity="neuron"))
+        >>> BiasGate(owner)(torch.ones(2)).tolist()
+        [1.0, 1.0]
+    """
+
+    def __init__(self, owner: AuxMask) -> None:
+        super().__init__()
+        if owner.options.granularity != "neuron":
+            raise ValueError("BiasGate needs a neuron-granularity AuxMask (weight masks do not cover the bias).")
+        object.__setattr__(self, "owner", owner)
+        self.owner: AuxMask
+
+    def forward(self, bias: torch.Tensor) -> torch.Tensor:
+        """Return ``bias * h(M)``; the bias gradient follows ``weight_grad``, M gets none from it."""
+        return masked_weight(bias, self.owner.aux, self.owner.options, feeds_mask=False)

@@ -1,0 +1,92 @@
+"""Attaching auxiliary masks to a model's layers and finding them again.
+
+Example:
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> masks = patch_model(net, ["0", "2"], MaskOptions())
+    >>> sorted(masks), sorted(find_masks(net)) == sorted(masks)
+    (['0', '2'], True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+from torch.nn.utils import parametrize
+
+from lightning_auxprune.options import MaskOptions
+from lightning_auxprune.parametrization import AuxMask, BiasGate
+
+
+def mask_of(module: nn.Module) -> AuxMask | None:
+    """The :class:`AuxMask` parametrizing ``module.weight``, or ``None``.
+
+    Example:
+        >>> mask_of(nn.Linear(2, 2)) is None
+        True
+    """
+    if not parametrize.is_parametrized(module, "weight"):
+        return None
+    for item in module.parametrizations["weight"]:  # type: ignore[union-attr,index]
+        if isinstance(item, AuxMask):
+            return item
+    return None
+
+
+def find_masks(model: nn.Module) -> dict[str, AuxMask]:
+    """All auxiliary masks in ``model``, keyed by layer name, in ``named_modules`` order.
+
+    Example:
+        >>> find_masks(nn.Linear(2, 2))
+        {}
+    """
+    found = {}
+    for name, module in model.named_modules():
+        mask = mask_of(module)
+        if mask is not None:
+            found[name] = mask
+    return found
+
+
+def patch_layer(module: nn.Module, options: MaskOptions) -> AuxMask:
+    """Register an :class:`AuxMask` on ``module.weight`` (and a :class:`BiasGate` on its bias
+    for neuron granularity). A layer that already has one keeps it, if the options agree.
+
+    Raises:
+        ValueError: If the layer is already masked with different options.
+
+    Example:
+        >>> layer = nn.Linear(2, 3)
+        >>> patch_layer(layer, MaskOptions(granularity="neuron")).aux.shape
+        torch.Size([3])
+    """
+    existing = mask_of(module)
+    if existing is not None:
+        if existing.options != options:
+            raise ValueError(
+                f"Layer already carries auxiliary masks with {existing.options}, not {options}. "
+                "Bake it first (lightning_auxprune.bake) or use the same options."
+            )
+        return existing
+    weight = module.weight
+    mask = AuxMask(weight, options)
+    parametrize.register_parametrization(module, "weight", mask)
+    if options.granularity == "neuron" and getattr(module, "bias", None) is not None:
+        parametrize.register_parametrization(module, "bias", BiasGate(mask))
+    return mask
+
+
+def patch_model(model: nn.Module, layer_names: Sequence[str], options: MaskOptions) -> dict[str, AuxMask]:
+    """Attach masks to the named layers; returns ``{layer_name: AuxMask}``.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(2, 2))
+        >>> list(patch_model(net, ["0"], MaskOptions()))
+        ['0']
+    """
+    modules = dict(model.named_modules())
+    missing = [n for n in layer_names if n not in modules]
+    if missing:
+        raise ValueError(f"No layer named {missing} in {type(model).__name__}.")
+    return {name: patch_layer(modules[name], options) for name in layer_names}

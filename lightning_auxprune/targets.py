@@ -1,0 +1,117 @@
+"""Choosing which layers get auxiliary masks: by type and by module-name regex.
+
+Patterns are matched with :func:`re.fullmatch` against names from ``model.named_modules()``
+(e.g. ``"features.0"``, ``"classifier\\..*"``). Every pattern must match at least one prunable
+layer, so a typo is an error rather than a silently dense layer.
+
+Example:
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> select_layers(net, exclude=["2"])
+    ['0']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from torch import nn
+from torch.nn.utils import parametrize
+
+SUPPORTED_TYPES: dict[str, type[nn.Module]] = {
+    "Linear": nn.Linear,
+    "Conv1d": nn.Conv1d,
+    "Conv2d": nn.Conv2d,
+    "Conv3d": nn.Conv3d,
+}
+
+
+def layer_types(names: Sequence[str] | None) -> tuple[type[nn.Module], ...]:
+    """Resolve type names (``"Linear"``, ``"Conv2d"``, ...) to classes; ``None`` means all.
+
+    Example:
+        >>> layer_types(["Linear"])
+        (<class 'torch.nn.modules.linear.Linear'>,)
+    """
+    if names is None:
+        return tuple(SUPPORTED_TYPES.values())
+    unknown = [n for n in names if n not in SUPPORTED_TYPES]
+    if unknown:
+        raise ValueError(f"Unsupported layer type(s) {unknown}. Prunable types are: {', '.join(SUPPORTED_TYPES)}.")
+    if not names:
+        raise ValueError("layer_types is empty: give at least one of " + ", ".join(SUPPORTED_TYPES) + ", or None.")
+    return tuple(SUPPORTED_TYPES[n] for n in names)
+
+
+def _compile(patterns: Sequence[str] | None, what: str) -> list[re.Pattern[str]]:
+    if patterns is None:
+        return []
+    if isinstance(patterns, str):
+        raise TypeError(f"{what} must be a list of regexes, got the string {patterns!r}; wrap it: [{patterns!r}].")
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as err:
+            raise ValueError(f"{what} pattern {pattern!r} is not a valid regex: {err}.") from err
+    return compiled
+
+
+def prunable_layers(model: nn.Module, types: tuple[type[nn.Module], ...]) -> dict[str, nn.Module]:
+    """All modules of ``types`` (looked up before any parametrization), by qualified name.
+
+    Example:
+        >>> list(prunable_layers(nn.Sequential(nn.Linear(2, 2)), (nn.Linear,)))
+        ['0']
+    """
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if issubclass(parametrize.type_before_parametrizations(module), types)
+    }
+
+
+def select_layers(
+    model: nn.Module,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    types: Sequence[str] | None = None,
+) -> list[str]:
+    """Names of the layers to prune, in ``named_modules`` order.
+
+    Args:
+        model: The model to search.
+        include: Regexes; if given, only layers whose full name matches one are kept.
+        exclude: Regexes; layers whose full name matches one are dropped.
+        types: Layer type names (see :data:`SUPPORTED_TYPES`); default all.
+
+    Raises:
+        ValueError: If the model has no prunable layer, a pattern matches no prunable layer,
+            or nothing is left after filtering.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2))
+        >>> select_layers(net, types=["Conv2d"])
+        ['0']
+    """
+    classes = layer_types(types)
+    candidates = prunable_layers(model, classes)
+    if not candidates:
+        kinds = ", ".join(c.__name__ for c in classes)
+        raise ValueError(f"{type(model).__name__} has no prunable layer of type {kinds}; nothing to prune.")
+    inc, exc = _compile(include, "include"), _compile(exclude, "exclude")
+    for pattern in inc + exc:
+        if not any(pattern.fullmatch(name) for name in candidates):
+            raise ValueError(
+                f"Pattern {pattern.pattern!r} matches no prunable layer (full-name match). "
+                f"Prunable layers are: {', '.join(candidates)}."
+            )
+    chosen = [
+        name
+        for name in candidates
+        if (not inc or any(p.fullmatch(name) for p in inc)) and not any(p.fullmatch(name) for p in exc)
+    ]
+    if not chosen:
+        raise ValueError("include/exclude leave no layer to prune; loosen the patterns.")
+    return chosen
