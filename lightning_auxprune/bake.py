@@ -13,8 +13,8 @@ Example:
     >>> with torch.no_grad():
     ...     masks["0"].aux[0, 0] = -1.0
     >>> plain = bake(net)
-    >>> sorted(plain.state_dict()), float(plain[0].weight[0, 0])
-    (['0.bias', '0.weight'], 0.0)
+    >>> list(plain.state_dict()), plain[0].weight[0, 0].item() == 0
+    (['0.weight', '0.bias'], True)
 """
 
 from __future__ import annotations
@@ -33,6 +33,32 @@ from lightning_auxprune.patch import find_masks, mask_of
 _PARAM_KEY = re.compile(r"^(?:(?P<layer>.+)\.)?parametrizations\.(?P<tensor>weight|bias)\.original$")
 
 
+def _strip(name: str, module: nn.Module, order: list[str]) -> None:
+    """Replace ``module``'s parametrized tensors by plain parameters holding their current values.
+
+    ``remove_parametrizations`` deletes the property from the module's class, which a deep
+    copy shares with the source model; this rebuilds the plain module without touching it.
+    """
+    stacks = module.parametrizations  # type: ignore[union-attr]
+    for tensor_name, stack in stacks.items():
+        if len(stack) != 1 or mask_of(module) is None:
+            raise ValueError(
+                f"Layer {name!r}.{tensor_name} has parametrizations other than AuxMask; remove them before baking."
+            )
+    with torch.no_grad():
+        values = {t: (getattr(module, t).detach().clone(), stacks[t].original.requires_grad) for t in stacks}
+    plain = dict(module._parameters)
+    del module._modules["parametrizations"]
+    module.__class__ = parametrize.type_before_parametrizations(module)
+    module._parameters.clear()
+    for tensor_name in [*order, *(t for t in [*plain, *values] if t not in order)]:
+        if tensor_name in values:
+            value, requires_grad = values[tensor_name]
+            module._parameters[tensor_name] = nn.Parameter(value, requires_grad=requires_grad)
+        elif tensor_name in plain:
+            module._parameters[tensor_name] = plain[tensor_name]
+
+
 def bake(model: nn.Module, inplace: bool = False) -> nn.Module:
     """Return ``model`` with ``W * h(M)`` written into each masked weight (and gated bias).
 
@@ -41,8 +67,8 @@ def bake(model: nn.Module, inplace: bool = False) -> nn.Module:
         inplace: Modify ``model`` itself instead of a deep copy.
 
     Raises:
-        ValueError: If ``model`` carries no auxiliary masks, or a masked tensor has other
-            parametrizations stacked on it (bake those yourself first).
+        ValueError: If ``model`` carries no auxiliary masks, or a masked layer has other
+            parametrizations (bake those yourself first).
     """
     if not find_masks(model):
         raise ValueError(
@@ -51,17 +77,9 @@ def bake(model: nn.Module, inplace: bool = False) -> nn.Module:
         )
     target = model if inplace else copy.deepcopy(model)
     for name, module in list(target.named_modules()):
-        if mask_of(module) is not None:
-            for tensor_name in ("weight", "bias"):
-                if not parametrize.is_parametrized(module, tensor_name):
-                    continue
-                stack = module.parametrizations[tensor_name]  # type: ignore[index]
-                if len(stack) != 1:
-                    raise ValueError(
-                        f"Layer {name!r}.{tensor_name} has {len(stack)} stacked parametrizations; "
-                        "remove the others before baking."
-                    )
-                parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
+        mask = mask_of(module)
+        if mask is not None:
+            _strip(name, module, mask.param_order)
     return target
 
 
@@ -79,12 +97,18 @@ def bake_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.T
         {'fc.weight': [[1.0, 0.0]], 'fc.bias': [0.0]}
     """
     baked: dict[str, torch.Tensor] = {}
+    held: dict[str, tuple[str, torch.Tensor]] = {}  # plain biases listed before their layer's weight
     for key, value in state_dict.items():
         if key.endswith("parametrizations.weight.0.aux"):
             continue
         match = _PARAM_KEY.match(key)
         if match is None:
-            baked[key] = value
+            prefix = key[: -len("bias")]
+            weight_pending = f"{prefix}weight" not in baked
+            if key.endswith("bias") and weight_pending and f"{prefix}parametrizations.weight.original" in state_dict:
+                held[prefix] = (key, value)  # emitted after the weight, as in the unpatched module
+            else:
+                baked[key] = value
             continue
         layer, tensor = match["layer"], match["tensor"]
         prefix = f"{layer}." if layer else ""
@@ -92,4 +116,7 @@ def bake_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.T
         if aux_key not in state_dict:
             raise ValueError(f"{key!r} has no auxiliary mask {aux_key!r}; this state_dict was not made by AuxMask.")
         baked[f"{prefix}{tensor}"] = value * expand_gate(state_dict[aux_key], value)
+        if tensor == "weight" and prefix in held:
+            bias_key, bias = held.pop(prefix)
+            baked[bias_key] = bias
     return baked

@@ -60,6 +60,7 @@ class AuxMask(nn.Module):
         super().__init__()
         self.options = options
         self.weight_shape = tuple(weight.shape)
+        self.param_order: list[str] = ["weight", "bias"]
         self.aux = nn.Parameter(initial_scores(weight, options))
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:

@@ -71,6 +71,7 @@ def patch_layer(module: nn.Module, options: MaskOptions) -> AuxMask:
         return existing
     weight = module.weight
     mask = AuxMask(weight, options)
+    mask.param_order = list(module._parameters)
     parametrize.register_parametrization(module, "weight", mask)
     if options.granularity == "neuron" and getattr(module, "bias", None) is not None:
         parametrize.register_parametrization(module, "bias", BiasGate(mask))

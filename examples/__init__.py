@@ -1,0 +1,1 @@
+"""Example models, data and entry points for lightning-auxprune."""
