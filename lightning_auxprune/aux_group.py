@@ -28,7 +28,15 @@ from lightning_auxprune.options import check_choice
 
 AUX_GROUP = "auxprune"
 AuxLrMode = Literal["fixed", "follow"]
-_PER_GROUP_LISTS = {"base_lrs": "lr", "_last_lr": "lr", "max_lrs": "lr", "min_lrs": 0.0, "lr_lambdas": "one"}
+_PER_GROUP_LISTS = {
+    "base_lrs": "lr",
+    "_last_lr": "lr",
+    "max_lrs": "lr",
+    "min_lrs": 0.0,
+    "lr_lambdas": "one",
+    "base_momentums": "first",
+    "max_momentums": "first",
+}
 
 
 def constant_one(_: int) -> float:
@@ -92,7 +100,7 @@ def align_schedulers(schedulers: Iterable[Any], optimizer: torch.optim.Optimizer
 
     Handles ``base_lrs``/``_last_lr`` (all ``LRScheduler`` subclasses), ``lr_lambdas``
     (``LambdaLR``, ``MultiplicativeLR``), ``min_lrs`` (``ReduceLROnPlateau``), ``max_lrs``
-    (``CyclicLR``) and nested schedulers (``SequentialLR``, ``ChainedScheduler``).
+    and ``base_momentums``/``max_momentums`` (``CyclicLR``) and nested schedulers (``SequentialLR``, ``ChainedScheduler``).
     ``OneCycleLR``'s per-group keys were copied by :func:`attach_aux_group`.
 
     Example:
@@ -112,7 +120,8 @@ def align_schedulers(schedulers: Iterable[Any], optimizer: torch.optim.Optimizer
             for attr, fill in _PER_GROUP_LISTS.items():
                 values = getattr(scheduler, attr, None)
                 if isinstance(values, list) and len(values) == groups - 1:
-                    values.append(lr if fill == "lr" else constant_one if fill == "one" else fill)
+                    fills = {"lr": lr, "one": constant_one, "first": values[0] if values else None}
+                    values.append(fills.get(fill, fill) if isinstance(fill, str) else fill)
 
 
 def aux_lr(optimizer: torch.optim.Optimizer, base: float, mode: AuxLrMode) -> float:

@@ -1,0 +1,230 @@
+import csv
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from torch import nn
+
+from lightning_auxprune import AuxMaskPruning, MaskOptions, bake, find_masks, layer_stats, patch_model
+from lightning_auxprune.aux_group import find_aux_group
+from tests.conftest import TinyNet, tiny_trainer, toy_loader
+
+
+def read_rows(logger: CSVLogger) -> list[dict[str, str]]:
+    with open(Path(logger.log_dir) / "metrics.csv", newline="") as f:
+        return [r for r in csv.DictReader(f) if r.get("auxprune/sparsity")]
+
+
+def run_csv(tmp_path, strength, epochs=4, **kwargs):
+    torch.manual_seed(0)
+    model = TinyNet()
+    cb = AuxMaskPruning(strength=strength, aux_lr=0.05, log_every_n_steps=3, print_table=False, **kwargs)
+    logger = CSVLogger(tmp_path, name=f"s{strength}")
+    tiny_trainer(tmp_path, epochs, [cb], logger=logger).fit(model, toy_loader())
+    return model, cb, read_rows(logger)
+
+
+def test_end_to_end_logging_with_csv(tmp_path):
+    model, cb, rows = run_csv(tmp_path, strength=2e-3)
+    keys = set(rows[0])
+    for layer in ("conv", "fc1", "fc2"):
+        assert f"auxprune/density/{layer}" in keys
+    for key in ("compression", "flops_ratio", "lambda", "phase", "pruned", "recovered", "pruned_total",
+                "recovered_total", "regularizer"):
+        assert f"auxprune/{key}" in keys
+    sparsity = [float(r["auxprune/sparsity"]) for r in rows]
+    assert sparsity[-1] > sparsity[0] and sparsity[-1] > 0.2
+    # 8 batches/epoch, 4 epochs: logs at optimizer steps 3, 6, ..., 30 and at the epoch ends 8, 16, 32
+    # (step 24 is both, logged once): 13 rows, in Lightning's step numbering
+    assert len(rows) == 13
+    steps = [int(r["step"]) for r in rows]
+    assert steps == sorted(steps)
+    # every event is logged once: per-log counts add up to the totals
+    assert sum(float(r["auxprune/pruned"]) for r in rows) == float(rows[-1]["auxprune/pruned_total"])
+    assert sum(float(r["auxprune/recovered"]) for r in rows) == float(rows[-1]["auxprune/recovered_total"])
+    # ... and the totals add up to the mask changes (all masks start open)
+    stats = layer_stats(cb.masks)
+    closed = sum(s.total - s.open for s in stats)
+    assert cb.events.pruned_total - cb.events.recovered_total == closed
+    last = rows[-1]
+    assert float(last["auxprune/compression"]) == pytest.approx(1 / (1 - sparsity[-1]))
+    assert float(last["auxprune/flops_ratio"]) < 1.0
+    assert "fc1" in cb.last_table
+
+
+def test_sparsity_grows_with_lambda(tmp_path):
+    _, _, none = run_csv(tmp_path, strength=0.0)
+    _, _, strong = run_csv(tmp_path, strength=2e-3)
+    assert float(strong[-1]["auxprune/sparsity"]) > float(none[-1]["auxprune/sparsity"]) + 0.1
+    assert all(float(r["auxprune/lambda"]) == 0.0 for r in none)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_aux_group_in_every_optimizer(tmp_path, optimizer):
+    model = TinyNet(optimizer=optimizer, weight_decay=1e-2)
+    cb = AuxMaskPruning(aux_lr=0.02, print_table=False)
+    trainer = tiny_trainer(tmp_path, 1, [cb])
+    trainer.fit(model, toy_loader())
+    opt = trainer.optimizers[0]
+    group = find_aux_group(opt)
+    aux_ids = {id(m.aux) for m in cb.masks.values()}
+    assert group is not None and {id(p) for p in group["params"]} == aux_ids
+    assert (group["lr"], group["weight_decay"]) == (0.02, 0.0)
+    assert not aux_ids & {id(p) for p in opt.param_groups[0]["params"]}
+    assert all(p in opt.state for p in group["params"])  # the masks were really stepped
+
+
+def test_fixed_aux_lr_ignores_scheduler_and_follow_tracks_it(tmp_path):
+    lrs = {}
+    for mode in ("fixed", "follow"):
+        model = TinyNet(scheduler="step")
+        cb = AuxMaskPruning(aux_lr=0.04, aux_lr_mode=mode, print_table=False)
+        monitor = LearningRateMonitor()
+        trainer = tiny_trainer(tmp_path, 3, [monitor, cb], logger=CSVLogger(tmp_path, name=mode))
+        trainer.fit(model, toy_loader())
+        lrs[mode] = find_aux_group(trainer.optimizers[0])["lr"]
+        assert "lr-Adam/auxprune" in monitor.lrs
+    assert lrs["fixed"] == 0.04
+    assert lrs["follow"] == pytest.approx(0.04 * 0.5**3)
+
+
+@pytest.mark.parametrize("scheduler", ["onecycle", "plateau"])
+def test_schedulers_that_index_groups_do_not_crash(tmp_path, scheduler):
+    model = TinyNet(scheduler=scheduler)
+    cb = AuxMaskPruning(aux_lr=0.03, print_table=False)
+    trainer = tiny_trainer(tmp_path, 2, [cb])
+    trainer.fit(model, toy_loader())
+    assert find_aux_group(trainer.optimizers[0])["lr"] == 0.03
+
+
+def test_warmup_and_freeze_phases(tmp_path):
+    model = TinyNet()
+    snapshots = {}
+
+    class Spy(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            snapshots[trainer.current_epoch] = {n: m.aux.detach().clone() for n, m in find_masks(pl_module).items()}
+            snapshots[f"w{trainer.current_epoch}"] = pl_module.fc1.parametrizations.weight.original.detach().clone()
+
+    cb = AuxMaskPruning(strength=1e-3, aux_lr=0.05, warmup=1, freeze=3, print_table=False)
+    tiny_trainer(tmp_path, 5, [cb, Spy()]).fit(model, toy_loader())
+    assert all(bool((a == 1.0).all()) for a in snapshots[0].values()), "masks must not move during warm-up"
+    assert any(not torch.equal(snapshots[2][n], snapshots[0][n]) for n in snapshots[0])
+    for n in snapshots[2]:
+        assert torch.equal(snapshots[4][n], snapshots[2][n]), "masks must not move once frozen"
+    assert not torch.equal(snapshots["w4"], snapshots["w2"]), "weights keep training when masks are frozen"
+
+
+@pytest.mark.parametrize("restore", [True, False])
+def test_pruned_weights_survive_weight_decay_and_momentum(tmp_path, restore):
+    torch.manual_seed(0)
+    model = TinyNet(optimizer="adamw", weight_decay=0.5)
+    options = MaskOptions(ste="relu")  # relu: closed masks stay closed
+    masks = patch_model(model, ["conv", "fc1", "fc2"], options)
+    with torch.no_grad():
+        masks["fc1"].aux[:, :32] = -1.0
+    before = model.fc1.parametrizations.weight.original.detach().clone()
+    cb = AuxMaskPruning(ste="relu", strength=0.0, restore_pruned_weights=restore, print_table=False)
+    tiny_trainer(tmp_path, 2, [cb]).fit(model, toy_loader())
+    after = model.fc1.parametrizations.weight.original.detach()
+    assert torch.equal(after[:, :32], before[:, :32]) == restore
+    assert not torch.equal(after[:, 32:], before[:, 32:])
+
+
+def test_bake_after_fit_gives_original_keys(tmp_path):
+    torch.manual_seed(0)
+    model = TinyNet()
+    keys = list(TinyNet().state_dict())
+    cb = AuxMaskPruning(strength=2e-3, aux_lr=0.05, granularity="neuron", print_table=False)
+    tiny_trainer(tmp_path, 2, [cb]).fit(model, toy_loader())
+    baked = cb.bake(model)
+    assert list(baked.state_dict()) == keys
+    x = torch.randn(5, 16)
+    torch.testing.assert_close(baked(x), model(x), rtol=0, atol=0)
+    fresh = TinyNet()
+    fresh.load_state_dict(baked.state_dict())
+    torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
+
+
+def test_callback_reused_across_fit_calls(tmp_path):
+    model = TinyNet()
+    cb = AuxMaskPruning(strength=2e-3, aux_lr=0.05, print_table=False)
+    tiny_trainer(tmp_path, 1, [cb]).fit(model, toy_loader())
+    first = {n: m.aux.detach().clone() for n, m in cb.masks.items()}
+    tiny_trainer(tmp_path, 1, [cb]).fit(model, toy_loader())
+    assert set(find_masks(model)) == set(first)
+    assert any(not torch.equal(first[n], m.aux) for n, m in cb.masks.items())
+
+
+class ManualNet(TinyNet):
+    def __init__(self):
+        super().__init__()
+        self.automatic_optimization = False
+
+
+class NoOptimizerNet(TinyNet):
+    def configure_optimizers(self):
+        return None
+
+
+class NoLayers(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.BatchNorm1d(16)
+
+    def training_step(self, batch, batch_idx):
+        return self.norm(batch[0]).sum()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize(
+    ("model", "kwargs", "error", "match"),
+    [
+        (ManualNet, {}, MisconfigurationException, "needs automatic optimization"),
+        (NoOptimizerNet, {}, MisconfigurationException, "found no optimizer"),
+        (TinyNet, {"include": ["features.*"]}, ValueError, "matches no prunable layer"),
+        (NoLayers, {}, ValueError, "has no prunable layer"),
+    ],
+)
+def test_setup_errors(tmp_path, model, kwargs, error, match):
+    cb = AuxMaskPruning(print_table=False, **kwargs)
+    with pytest.raises(error, match=match):
+        tiny_trainer(tmp_path, 1, [cb]).fit(model(), toy_loader())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"strength": -1.0}, "must be >= 0"),
+        ({"ste": "sigmoid"}, "Unknown ste='sigmoid'"),
+        ({"rule": "grad"}, "Unknown rule='grad'"),
+        ({"alpha": 1.5}, r"outside \[0, 1\)"),
+        ({"regularizer": "l2"}, "Unknown regularizer='l2'"),
+        ({"aux_lr": 0.0}, "aux_lr=0.0 must be > 0"),
+        ({"aux_lr_mode": "cosine"}, "Unknown aux_lr_mode"),
+        ({"log_every_n_steps": 0}, "must be >= 1"),
+        ({"layer_types": ["LSTM"]}, "Unsupported layer type"),
+    ],
+)
+def test_constructor_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cb = AuxMaskPruning(**kwargs)
+        cb.setup(None, TinyNet(), "fit")  # type: ignore[arg-type]  # layer_types is checked at setup
+
+
+def test_include_given_as_string_is_rejected():
+    with pytest.raises(TypeError, match="must be a list of regexes"):
+        AuxMaskPruning(include="fc1")  # type: ignore[arg-type]
+
+
+def test_baked_model_is_plain(tmp_path):
+    model = TinyNet()
+    cb = AuxMaskPruning(print_table=False)
+    tiny_trainer(tmp_path, 1, [cb]).fit(model, toy_loader())
+    assert not find_masks(bake(model))
