@@ -1,0 +1,60 @@
+"""A run interrupted at an epoch boundary and resumed from its checkpoint ends exactly where the
+uninterrupted run ends: weights, masks, optimizer state of the aux group, event counters."""
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from lightning_auxprune import AuxMaskPruning
+from lightning_auxprune.aux_group import find_aux_group
+from tests.conftest import TinyNet, tiny_trainer, toy_loader
+
+
+def callback():
+    return AuxMaskPruning(strength=2e-3, aux_lr=0.05, unit="step", warmup=4, ramp=10, freeze=40, print_table=False)
+
+
+def run(tmp_path, epochs, ckpt_path=None, save=False):
+    L.seed_everything(0)
+    model = TinyNet(optimizer="adamw", weight_decay=1e-2, scheduler="step")
+    cb = callback()
+    callbacks = [cb]
+    if save:
+        callbacks.append(ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1))
+    trainer = tiny_trainer(tmp_path, epochs, callbacks, deterministic=True, enable_checkpointing=save)
+    trainer.fit(model, toy_loader(), ckpt_path=ckpt_path)
+    return model, cb, trainer
+
+
+@pytest.mark.parametrize("split_epoch", [2, 4])  # during pruning / after freeze (step 40)
+def test_resume_equals_uninterrupted(tmp_path, split_epoch):
+    full_model, full_cb, full_trainer = run(tmp_path / "full", 6)
+    run(tmp_path / "part", split_epoch, save=True)
+    ckpt = next((tmp_path / "part" / "ckpt").glob(f"epoch={split_epoch - 1}-*.ckpt"))
+    resumed_model, resumed_cb, resumed_trainer = run(tmp_path / "resumed", 6, ckpt_path=str(ckpt))
+
+    full_state, resumed_state = full_model.state_dict(), resumed_model.state_dict()
+    assert list(full_state) == list(resumed_state)
+    for key in full_state:
+        torch.testing.assert_close(resumed_state[key], full_state[key], rtol=0, atol=0, msg=key)
+
+    full_opt, resumed_opt = full_trainer.optimizers[0], resumed_trainer.optimizers[0]
+    full_group, resumed_group = find_aux_group(full_opt), find_aux_group(resumed_opt)
+    assert full_group["lr"] == resumed_group["lr"]
+    for p_full, p_res in zip(full_group["params"], resumed_group["params"], strict=True):
+        for name in ("exp_avg", "exp_avg_sq", "step"):
+            torch.testing.assert_close(resumed_opt.state[p_res][name], full_opt.state[p_full][name], rtol=0, atol=0)
+    assert resumed_cb.events.pruned_total == full_cb.events.pruned_total > 0
+    assert resumed_cb.events.recovered_total == full_cb.events.recovered_total
+
+
+def test_resume_with_other_options_is_refused(tmp_path):
+    run(tmp_path / "part", 1, save=True)
+    ckpt = next((tmp_path / "part" / "ckpt").glob("*.ckpt"))
+    model = TinyNet(optimizer="adamw", scheduler="step")
+    cb = AuxMaskPruning(granularity="weight", ste="softplus", print_table=False)
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+    with pytest.raises(MisconfigurationException, match="Resume with the same options"):
+        tiny_trainer(tmp_path, 2, [cb]).fit(model, toy_loader(), ckpt_path=str(ckpt))
