@@ -67,6 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--strength", type=float, default=2e-4, help="regularizer strength lambda")
     p.add_argument("--aux-lr", type=float, default=5e-3)
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
     p.add_argument("--limit-train-batches", type=float, default=1.0, help="fraction (<=1) or count of batches")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-wandb", action="store_true")
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     limit: float | int = int(args.limit_train_batches) if args.limit_train_batches > 1 else args.limit_train_batches
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     L.seed_everything(args.seed, workers=True)
-    data = FashionMNISTDataModule(args.data_dir, batch_size=args.batch_size, seed=args.seed)
+    data = FashionMNISTDataModule(args.data_dir, batch_size=args.batch_size, val_size=args.val_size, seed=args.seed)
 
     dense = ImageClassifier(arch="lenet5", optimizer="adam", lr=1e-3)
     dense_trainer = trainer(args.dense_epochs, out, "dense", [], not args.no_wandb, limit)
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pruning = AuxMaskPruning(strength=args.strength, aux_lr=args.aux_lr, freeze=args.freeze_at)
     prune_trainer = trainer(args.prune_epochs, out, "pruned", [pruning], not args.no_wandb, limit)
     prune_trainer.fit(pruned, data)
+    flops_ratio = float(prune_trainer.callback_metrics["auxprune/flops_ratio"])
     pruned_acc = float(prune_trainer.test(pruned, data, verbose=False)[0]["test/acc"])
     _finish_wandb(prune_trainer)
 
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "pruned_test_accuracy": pruned_acc,
         "compression": summary.compression,
         "sparsity": summary.sparsity,
-        "flops_ratio": float(prune_trainer.callback_metrics.get("auxprune/flops_ratio", float("nan"))),
+        "flops_ratio": flops_ratio,
         "dense_epochs": args.dense_epochs,
         "prune_epochs": args.prune_epochs,
         "strength": args.strength,

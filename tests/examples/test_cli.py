@@ -1,0 +1,39 @@
+from pathlib import Path
+
+import yaml
+
+from examples.cli import main
+from lightning_auxprune import AuxMaskPruning
+
+CONFIGS = Path(__file__).resolve().parents[2] / "examples" / "configs"
+
+
+def test_yaml_configs_build_the_callback(tmp_path, fake_data_dir):
+    for config in sorted(CONFIGS.glob("*.yaml")):
+        cli = main(["--config", str(config), "--data.data_dir", str(fake_data_dir)], run=False)
+        callbacks = [c for c in cli.trainer.callbacks if isinstance(c, AuxMaskPruning)]
+        expected = yaml.safe_load(config.read_text())["trainer"]["callbacks"][0]["init_args"]
+        assert len(callbacks) == 1
+        assert callbacks[0].schedule.strength == expected["strength"]
+        assert callbacks[0].schedule.freeze == expected["freeze"]
+
+
+def test_cli_fit_runs_with_the_callback(tmp_path, fake_data_dir):
+    config = CONFIGS / "lenet300100_autoprune.yaml"
+    cli = main(
+        [
+            "fit",
+            "--config", str(config),
+            "--data.data_dir", str(fake_data_dir),
+            "--data.val_size", "100",
+            "--trainer.max_epochs", "3",
+            "--trainer.logger", "false",
+            "--trainer.default_root_dir", str(tmp_path),
+            "--trainer.enable_progress_bar", "false",
+            "--trainer.callbacks.init_args.warmup", "0",
+            "--trainer.callbacks.init_args.freeze", "null",
+            "--trainer.callbacks.init_args.strength", "0.01",
+            "--trainer.callbacks.init_args.aux_lr", "0.2",
+        ]
+    )
+    assert float(cli.trainer.callback_metrics["auxprune/sparsity"]) > 0

@@ -1,0 +1,26 @@
+import json
+
+from examples.demo import main
+
+
+def test_demo_quick_run_prints_and_writes_everything(tmp_path, fake_data_dir, capsys, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    out = tmp_path / "demo"
+    result = main([
+        "--data-dir", str(fake_data_dir), "--out", str(out), "--dense-epochs", "2", "--prune-epochs", "4",
+        "--freeze-at", "3", "--strength", "5e-3", "--aux-lr", "0.1", "--batch-size", "64", "--val-size", "100",
+    ])
+    printed = capsys.readouterr().out
+    assert "test accuracy: dense" in printed and "compression" in printed and "FLOPs kept" in printed
+    assert "conv1" in printed and "fc2" in printed  # the per-layer table
+    assert json.loads((out / "summary.json").read_text()) == result
+    assert result["compression"] > 1.0
+    assert 0.0 < result["flops_ratio"] < 1.0
+    assert (out / "training.png").stat().st_size > 10_000
+    assert (out / "lenet5_pruned_state_dict.pt").exists()
+    # TensorBoard event files and an offline W&B run holding our metric names
+    assert list((out / "tb" / "pruned").rglob("events.out.tfevents.*"))
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2
+    wandb_files = [p for run in runs for p in run.glob("*.wandb")]
+    assert any(b"auxprune/sparsity" in p.read_bytes() for p in wandb_files)
