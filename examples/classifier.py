@@ -4,11 +4,12 @@ Example:
     >>> model = ImageClassifier(arch="lenet300100", optimizer="sgd", lr=0.1)
     >>> model(torch.zeros(2, 1, 28, 28)).shape
     torch.Size([2, 10])
+
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import lightning as L
 import torch
@@ -30,6 +31,7 @@ class ImageClassifier(L.LightningModule):
         lr: Learning rate of the weights.
         weight_decay: Weight decay of the weights.
         cosine_epochs: If > 0, a cosine-annealing LR schedule over that many epochs.
+
     """
 
     def __init__(
@@ -73,7 +75,7 @@ class ImageClassifier(L.LightningModule):
         self.log("test/acc", self.test_acc)
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
+        hp = cast(Any, self.hparams)
         if hp.optimizer == "sgd":
             opt: torch.optim.Optimizer = torch.optim.SGD(
                 self.parameters(), lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay

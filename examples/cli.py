@@ -3,6 +3,7 @@
 Example:
     python -m examples.cli fit --config examples/configs/lenet5_autoprune.yaml
     python -m examples.cli fit --config examples/configs/lenet300100_autoprune.yaml --trainer.max_epochs 2
+
 """
 
 from __future__ import annotations

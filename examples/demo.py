@@ -61,10 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default="data")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--dense-epochs", type=int, default=6)
-    p.add_argument("--prune-epochs", type=int, default=12)
-    p.add_argument("--freeze-at", type=float, default=9.0, help="epoch of the pruning run at which masks freeze")
-    p.add_argument("--strength", type=float, default=2e-4, help="regularizer strength lambda")
+    p.add_argument("--dense-epochs", type=int, default=5)
+    p.add_argument("--prune-epochs", type=int, default=10)
+    p.add_argument("--freeze-at", type=float, default=8.0, help="epoch of the pruning run at which masks freeze")
+    p.add_argument("--strength", type=float, default=5e-4, help="regularizer strength lambda")
     p.add_argument("--aux-lr", type=float, default=5e-3)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     baked = bake(pruned.net)
     torch.save(baked.state_dict(), out / "lenet5_pruned_state_dict.pt")
     csv_logger = prune_trainer.loggers[0]
-    plot = plot_training(Path(csv_logger.log_dir) / "metrics.csv", out / "training.png", "LeNet-5 / Fashion-MNIST")
+    plot = plot_training(
+        Path(csv_logger.log_dir or out) / "metrics.csv", out / "training.png", "LeNet-5 / Fashion-MNIST"
+    )
     result = {
         "dense_test_accuracy": dense_acc,
         "pruned_test_accuracy": pruned_acc,

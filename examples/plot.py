@@ -2,6 +2,7 @@
 
 Example:
     >>> plot_training("runs/demo/csv/pruned/version_0/metrics.csv", "sparsity.png")  # doctest: +SKIP
+
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 Example:
     >>> from lightning_auxprune import AuxMaskPruning, bake
     >>> callback = AuxMaskPruning(strength=1e-4)
+
 """
 
 from lightning_auxprune.bake import bake, bake_state_dict

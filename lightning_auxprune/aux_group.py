@@ -14,6 +14,7 @@ Example:
     >>> group = attach_aux_group(opt, [m], lr=0.01)
     >>> [len(g["params"]) for g in opt.param_groups], group["name"], group["weight_decay"]
     ([1, 1], 'auxprune', 0.0)
+
 """
 
 from __future__ import annotations
@@ -52,9 +53,7 @@ def find_aux_group(optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
     return None
 
 
-def attach_aux_group(
-    optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter], lr: float
-) -> dict[str, Any]:
+def attach_aux_group(optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter], lr: float) -> dict[str, Any]:
     """Move ``params`` (compared by identity) into a new ``"auxprune"`` group of ``optimizer``.
 
     Args:
@@ -68,6 +67,7 @@ def attach_aux_group(
     Raises:
         ValueError: If the optimizer already has an aux group, or removing the masks would
             leave one of the user's groups empty.
+
     """
     if find_aux_group(optimizer) is not None:
         raise ValueError(f"The optimizer already has a parameter group named {AUX_GROUP!r}.")
@@ -100,7 +100,8 @@ def align_schedulers(schedulers: Iterable[Any], optimizer: torch.optim.Optimizer
 
     Handles ``base_lrs``/``_last_lr`` (all ``LRScheduler`` subclasses), ``lr_lambdas``
     (``LambdaLR``, ``MultiplicativeLR``), ``min_lrs`` (``ReduceLROnPlateau``), ``max_lrs``
-    and ``base_momentums``/``max_momentums`` (``CyclicLR``) and nested schedulers (``SequentialLR``, ``ChainedScheduler``).
+    and ``base_momentums``/``max_momentums`` (``CyclicLR``) and nested schedulers
+    (``SequentialLR``, ``ChainedScheduler``).
     ``OneCycleLR``'s per-group keys were copied by :func:`attach_aux_group`.
 
     Example:
@@ -111,6 +112,7 @@ def align_schedulers(schedulers: Iterable[Any], optimizer: torch.optim.Optimizer
         >>> align_schedulers([sched], opt, 0.01)
         >>> sched.base_lrs
         [0.1, 0.01]
+
     """
     groups = len(optimizer.param_groups)
     for top in schedulers:
@@ -135,6 +137,7 @@ def aux_lr(optimizer: torch.optim.Optimizer, base: float, mode: AuxLrMode) -> fl
         >>> opt = torch.optim.SGD([{"params": [p], "lr": 0.05, "initial_lr": 0.1}])
         >>> aux_lr(opt, 1e-2, "follow")
         0.005
+
     """
     check_choice("aux_lr_mode", mode, AuxLrMode)
     if mode == "fixed":

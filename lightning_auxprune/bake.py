@@ -15,6 +15,7 @@ Example:
     >>> plain = bake(net)
     >>> list(plain.state_dict()), plain[0].weight[0, 0].item() == 0
     (['0.weight', '0.bias'], True)
+
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
+from typing import cast
 
 import torch
 from torch import nn
@@ -39,14 +41,14 @@ def _strip(name: str, module: nn.Module, order: list[str]) -> None:
     ``remove_parametrizations`` deletes the property from the module's class, which a deep
     copy shares with the source model; this rebuilds the plain module without touching it.
     """
-    stacks = module.parametrizations  # type: ignore[union-attr]
+    stacks = cast(nn.ModuleDict, module.parametrizations)
     for tensor_name, stack in stacks.items():
-        if len(stack) != 1 or mask_of(module) is None:
+        if len(cast(nn.ModuleList, stack)) != 1 or mask_of(module) is None:
             raise ValueError(
                 f"Layer {name!r}.{tensor_name} has parametrizations other than AuxMask; remove them before baking."
             )
     with torch.no_grad():
-        values = {t: (getattr(module, t).detach().clone(), stacks[t].original.requires_grad) for t in stacks}
+        values = {t: (getattr(module, t).detach().clone(), bool(stacks[t].original.requires_grad)) for t in stacks}
     plain = dict(module._parameters)
     del module._modules["parametrizations"]
     module.__class__ = parametrize.type_before_parametrizations(module)
@@ -69,6 +71,7 @@ def bake(model: nn.Module, inplace: bool = False) -> nn.Module:
     Raises:
         ValueError: If ``model`` carries no auxiliary masks, or a masked layer has other
             parametrizations (bake those yourself first).
+
     """
     if not find_masks(model):
         raise ValueError(
@@ -95,6 +98,7 @@ def bake_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.T
         ...       "fc.bias": torch.zeros(1)}
         >>> {k: v.tolist() for k, v in bake_state_dict(sd).items()}
         {'fc.weight': [[1.0, 0.0]], 'fc.bias': [0.0]}
+
     """
     baked: dict[str, torch.Tensor] = {}
     held: dict[str, tuple[str, torch.Tensor]] = {}  # plain biases listed before their layer's weight

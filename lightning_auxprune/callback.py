@@ -15,6 +15,7 @@ Example:
     >>> from lightning.pytorch import Trainer
     >>> pruning = AuxMaskPruning(strength=1e-4, aux_lr=1e-2, warmup=1, freeze=8)
     >>> trainer = Trainer(max_epochs=10, callbacks=[pruning])  # doctest: +SKIP
+
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from dataclasses import asdict
 from typing import Any
 
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.core.optimizer import _MockOptimizer
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 from typing_extensions import override
 
@@ -58,7 +59,7 @@ PHASE_CODE: dict[Phase, int] = {"warmup": 0, "pruning": 1, "frozen": 2}
 
 
 class AuxMaskPruning(Callback):
-    """Learn recoverable pruning masks while the model trains (AutoPrune, NeurIPS 2019).
+    r"""Learn recoverable pruning masks while the model trains (AutoPrune, NeurIPS 2019).
 
     Every selected layer's weight W gets a trainable auxiliary tensor M; the forward pass uses
     ``W * h(M)`` with the hard step ``h(m) = 1[m > 0]``. M is trained with a straight-through
@@ -96,6 +97,7 @@ class AuxMaskPruning(Callback):
         >>> cb = AuxMaskPruning(granularity="neuron", exclude=["classifier\\\\.2"])
         >>> cb.options.granularity
         'neuron'
+
     """
 
     def __init__(
@@ -125,8 +127,14 @@ class AuxMaskPruning(Callback):
     ) -> None:
         super().__init__()
         self.options = MaskOptions(
-            granularity=granularity, ste=ste, alpha=alpha, beta=beta, rule=rule,
-            weight_grad=weight_grad, init=init, init_scale=init_scale,
+            granularity=granularity,
+            ste=ste,
+            alpha=alpha,
+            beta=beta,
+            rule=rule,
+            weight_grad=weight_grad,
+            init=init,
+            init_scale=init_scale,
         )
         self.schedule = PruningSchedule(strength=strength, unit=unit, warmup=warmup, ramp=ramp, freeze=freeze)
         check_choice("regularizer", regularizer, RegularizerName)
@@ -264,7 +272,7 @@ class AuxMaskPruning(Callback):
         self._restore_snapshot()
         self._apply_aux_lr(trainer)
         self.events.update(self.masks)
-        every = self.log_every_n_steps or trainer.log_every_n_steps
+        every = self.log_every_n_steps or int(getattr(trainer, "log_every_n_steps", 50) or 50)
         step = trainer.global_step
         if step != self._last_logged_step and step % every == 0 and step > 0:
             self._log(trainer)

@@ -16,6 +16,7 @@ Example:
     >>> events.update({"fc": mask})
     >>> events.pruned_total, events.recovered_total
     (2, 0)
+
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class MaskEvents:
         Example:
             >>> MaskEvents().take()
             (0, 0)
+
         """
         counts = (self.pruned_since, self.recovered_since)
         self.pruned_since = self.recovered_since = 0

@@ -15,6 +15,7 @@ Example:
     >>> import torch
     >>> count_flops(torch.nn.Linear(10, 5), torch.zeros(1, 10))
     100
+
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def count_flops(model: nn.Module, *inputs: Any) -> int:
     Example:
         >>> count_flops(torch.nn.Conv2d(1, 1, 3, bias=False), torch.zeros(1, 1, 5, 5))
         162
+
     """
     counter = FlopCounterMode(display=False)
     was_training = model.training
@@ -55,6 +57,7 @@ def nonzero_flops(dense_flops: int, density: float) -> float:
     Example:
         >>> nonzero_flops(100, 0.25)
         25.0
+
     """
     return dense_flops * density
 
@@ -72,6 +75,7 @@ class LayerFlops:
         >>> _ = net(torch.zeros(8, 4))
         >>> flops.dense(net)
         {'0': 24, '1': 12}
+
     """
 
     def __init__(self) -> None:
@@ -125,10 +129,9 @@ class LayerFlops:
             >>> flops = LayerFlops(); flops.attach(net); _ = net(torch.zeros(1, 4))
             >>> flops.ratio(net, {"0": 0.5})
             0.6666666666666666
+
         """
         dense = self.dense(model)
         total = sum(dense.values())
         kept = sum(nonzero_flops(f, densities.get(name, 1.0)) for name, f in dense.items())
         return kept / total if total else 1.0
-
-

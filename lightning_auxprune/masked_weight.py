@@ -17,6 +17,7 @@ Example:
     >>> t.sum().backward()
     >>> w.grad, m.grad
     (tensor([[1., 0.]]), tensor([[ 1.0000, -0.1000]]))
+
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def unit_view(per_unit: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     Example:
         >>> unit_view(torch.ones(3), torch.zeros(3, 4, 5, 5)).shape
         torch.Size([3, 1, 1, 1])
+
     """
     return per_unit.reshape(per_unit.shape[0], *([1] * (like.dim() - 1)))
 
@@ -45,6 +47,7 @@ def expand_gate(scores: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     Example:
         >>> expand_gate(torch.tensor([1.0, -1.0]), torch.zeros(2, 3)).tolist()
         [[1.0], [0.0]]
+
     """
     gate = hard_step(scores).to(weight.dtype)
     return gate if scores.shape == weight.shape else unit_view(gate, weight)
@@ -54,7 +57,7 @@ class MaskedWeight(torch.autograd.Function):
     """Autograd function computing ``W * h(M)`` with the configured gradient rules."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, weight: torch.Tensor, scores: torch.Tensor, options: MaskOptions, feeds_mask: bool
     ) -> torch.Tensor:
         gate = expand_gate(scores, weight)
@@ -64,7 +67,7 @@ class MaskedWeight(torch.autograd.Function):
         return weight * gate
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         weight, scores, gate = ctx.saved_tensors
         options: MaskOptions = ctx.options
         grad_weight = grad * gate if options.weight_grad == "masked" else grad
@@ -93,6 +96,7 @@ def masked_weight(
     Example:
         >>> masked_weight(torch.ones(2, 2), torch.tensor([1.0, -1.0]), MaskOptions()).tolist()
         [[1.0, 1.0], [0.0, 0.0]]
+
     """
     result: torch.Tensor = MaskedWeight.apply(weight, scores, options, feeds_mask)
     return result

@@ -7,6 +7,7 @@ Example:
     >>> opts = MaskOptions(granularity="neuron", ste="softplus", beta=5.0)
     >>> opts.rule
     'sign'
+
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def check_choice(field: str, value: object, allowed: object) -> None:
 
     Example:
         >>> check_choice("ste", "relu", SteName)
+
     """
     choices = get_args(allowed)
     if value not in choices:
@@ -61,6 +63,7 @@ class MaskOptions:
     Example:
         >>> MaskOptions(ste="leaky_relu", alpha=0.1).alpha
         0.1
+
     """
 
     granularity: Granularity = "weight"

@@ -12,6 +12,7 @@ Example:
     ParametrizedLinear(...)
     >>> layer.parametrizations.weight[0].aux.shape
     torch.Size([2, 3])
+
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def initial_scores(weight: torch.Tensor, options: MaskOptions) -> torch.Tensor:
     Example:
         >>> initial_scores(torch.tensor([[3.0, -1.0]]), MaskOptions(init="magnitude")).tolist()
         [[1.5, 0.5]]
+
     """
     shape = weight.shape if options.granularity == "weight" else weight.shape[:1]
     if options.init == "constant":
@@ -54,6 +56,7 @@ class AuxMask(nn.Module):
         >>> mask = AuxMask(torch.ones(2, 3), MaskOptions(granularity="neuron"))
         >>> mask.aux.shape, mask.density()
         (torch.Size([2]), 1.0)
+
     """
 
     def __init__(self, weight: torch.Tensor, options: MaskOptions) -> None:
@@ -97,6 +100,7 @@ class BiasGate(nn.Module):
         >>> owner = AuxMask(torch.ones(2, 3), MaskOptions(granularity="neuron"))
         >>> BiasGate(owner)(torch.ones(2)).tolist()
         [1.0, 1.0]
+
     """
 
     def __init__(self, owner: AuxMask) -> None:

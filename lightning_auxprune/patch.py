@@ -6,12 +6,15 @@ Example:
     >>> masks = patch_model(net, ["0", "2"], MaskOptions())
     >>> sorted(masks), sorted(find_masks(net)) == sorted(masks)
     (['0', '2'], True)
+
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
+import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -25,10 +28,11 @@ def mask_of(module: nn.Module) -> AuxMask | None:
     Example:
         >>> mask_of(nn.Linear(2, 2)) is None
         True
+
     """
     if not parametrize.is_parametrized(module, "weight"):
         return None
-    for item in module.parametrizations["weight"]:  # type: ignore[union-attr,index]
+    for item in cast(nn.ModuleList, cast(nn.ModuleDict, module.parametrizations)["weight"]):
         if isinstance(item, AuxMask):
             return item
     return None
@@ -40,6 +44,7 @@ def find_masks(model: nn.Module) -> dict[str, AuxMask]:
     Example:
         >>> find_masks(nn.Linear(2, 2))
         {}
+
     """
     found = {}
     for name, module in model.named_modules():
@@ -50,8 +55,10 @@ def find_masks(model: nn.Module) -> dict[str, AuxMask]:
 
 
 def patch_layer(module: nn.Module, options: MaskOptions) -> AuxMask:
-    """Register an :class:`AuxMask` on ``module.weight`` (and a :class:`BiasGate` on its bias
-    for neuron granularity). A layer that already has one keeps it, if the options agree.
+    """Register an :class:`AuxMask` on ``module.weight`` (and a :class:`BiasGate` on its bias).
+
+    The bias is gated for neuron granularity only. A layer that already has a mask keeps it,
+    if the options agree.
 
     Raises:
         ValueError: If the layer is already masked with different options.
@@ -60,6 +67,7 @@ def patch_layer(module: nn.Module, options: MaskOptions) -> AuxMask:
         >>> layer = nn.Linear(2, 3)
         >>> patch_layer(layer, MaskOptions(granularity="neuron")).aux.shape
         torch.Size([3])
+
     """
     existing = mask_of(module)
     if existing is not None:
@@ -69,7 +77,7 @@ def patch_layer(module: nn.Module, options: MaskOptions) -> AuxMask:
                 "Bake it first (lightning_auxprune.bake) or use the same options."
             )
         return existing
-    weight = module.weight
+    weight = cast(torch.Tensor, module.weight)
     mask = AuxMask(weight, options)
     mask.param_order = list(module._parameters)
     parametrize.register_parametrization(module, "weight", mask)
@@ -85,6 +93,7 @@ def patch_model(model: nn.Module, layer_names: Sequence[str], options: MaskOptio
         >>> net = nn.Sequential(nn.Linear(2, 2))
         >>> list(patch_model(net, ["0"], MaskOptions()))
         ['0']
+
     """
     modules = dict(model.named_modules())
     missing = [n for n in layer_names if n not in modules]

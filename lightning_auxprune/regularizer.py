@@ -18,6 +18,7 @@ Example:
     >>> mask.aux.grad
     tensor([[0.5000, 0.5000],
             [0.5000, 0.5000]])
+
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def regularizer_grad(mask: AuxMask, kind: RegularizerName) -> torch.Tensor:
         >>> m = AuxMask(torch.ones(3), MaskOptions())
         >>> regularizer_grad(m, "l1").tolist()
         [1.0, 1.0, 1.0]
+
     """
     aux = mask.aux.detach()
     if kind == "count":
@@ -57,6 +59,7 @@ def regularizer_value(masks: Iterable[AuxMask], kind: RegularizerName) -> float:
         >>> from lightning_auxprune.options import MaskOptions
         >>> regularizer_value([AuxMask(torch.ones(3), MaskOptions())], "l1")
         3.0
+
     """
     total = 0.0
     for mask in masks:
@@ -78,6 +81,7 @@ def add_regularizer_grad(masks: Iterable[AuxMask], kind: RegularizerName, streng
         >>> m = AuxMask(torch.ones(2), MaskOptions())
         >>> add_regularizer_grad([m], "count", 0.0); m.aux.grad is None
         True
+
     """
     if strength == 0.0:
         return
@@ -87,5 +91,3 @@ def add_regularizer_grad(masks: Iterable[AuxMask], kind: RegularizerName, streng
             mask.aux.grad = push
         else:
             mask.aux.grad.add_(push)
-
-

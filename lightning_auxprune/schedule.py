@@ -16,6 +16,7 @@ Example:
     ('warmup', 'pruning', 'frozen')
     >>> s.lambda_at(2.0)
     5e-05
+
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class PruningSchedule:
         warmup: Length of the dense warm-up, in ``unit``.
         ramp: Length of the linear lambda ramp after warm-up (0: constant lambda).
         freeze: Position at which masks freeze for a final W-only phase (``None``: never).
+
     """
 
     strength: float = 1e-4

@@ -13,6 +13,7 @@ Example:
     >>> stats = layer_stats({"fc": mask})
     >>> stats[0].open, stats[0].total, summarize(stats).compression
     (4, 8, 2.0)
+
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class LayerStats:
         open: Number of weights whose mask is open.
         units: Output units (neurons / filters).
         open_units: Units with at least one open weight.
+
     """
 
     name: str
@@ -98,5 +100,6 @@ def summarize(stats: Sequence[LayerStats]) -> Summary:
     Example:
         >>> summarize([LayerStats("a", (2,), 10, 5, 2, 1)]).sparsity
         0.5
+
     """
     return Summary(total=sum(s.total for s in stats), open=sum(s.open for s in stats))

@@ -13,6 +13,7 @@ Example:
     >>> import torch
     >>> ste_grad(torch.tensor([-1.0, 2.0]), "leaky_relu", alpha=0.1)
     tensor([0.1000, 1.0000])
+
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def hard_step(scores: torch.Tensor) -> torch.Tensor:
     Example:
         >>> hard_step(torch.tensor([-0.5, 0.0, 0.5]))
         tensor([0., 0., 1.])
+
     """
     return (scores > 0).to(scores.dtype)
 
@@ -47,6 +49,7 @@ def ste_grad(scores: torch.Tensor, ste: SteName, alpha: float = 0.1, beta: float
     Example:
         >>> ste_grad(torch.tensor([-1.0, 1.0]), "relu")
         tensor([0., 1.])
+
     """
     if ste == "identity":
         return torch.ones_like(scores)

@@ -1,4 +1,4 @@
-"""Choosing which layers get auxiliary masks: by type and by module-name regex.
+r"""Choosing which layers get auxiliary masks: by type and by module-name regex.
 
 Patterns are matched with :func:`re.fullmatch` against names from ``model.named_modules()``
 (e.g. ``"features.0"``, ``"classifier\\..*"``). Every pattern must match at least one prunable
@@ -9,6 +9,7 @@ Example:
     >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     >>> select_layers(net, exclude=["2"])
     ['0']
+
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def layer_types(names: Sequence[str] | None) -> tuple[type[nn.Module], ...]:
     Example:
         >>> layer_types(["Linear"])
         (<class 'torch.nn.modules.linear.Linear'>,)
+
     """
     if names is None:
         return tuple(SUPPORTED_TYPES.values())
@@ -64,6 +66,7 @@ def prunable_layers(model: nn.Module, types: tuple[type[nn.Module], ...]) -> dic
     Example:
         >>> list(prunable_layers(nn.Sequential(nn.Linear(2, 2)), (nn.Linear,)))
         ['0']
+
     """
     return {
         name: module
@@ -94,6 +97,7 @@ def select_layers(
         >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2))
         >>> select_layers(net, types=["Conv2d"])
         ['0']
+
     """
     classes = layer_types(types)
     candidates = prunable_layers(model, classes)

@@ -9,8 +9,8 @@ from lightning.pytorch.loggers import CSVLogger
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lightning_auxprune import AuxMaskPruning  # noqa: E402
-from tests.conftest import TinyNet, toy_loader  # noqa: E402
+from lightning_auxprune import AuxMaskPruning
+from tests.conftest import TinyNet, toy_loader
 
 
 def main(out: Path) -> None:

@@ -65,7 +65,7 @@ def test_schedulers_survive_the_extra_group_and_fixed_lr_is_reasserted(name):
 
 
 def test_follow_mode_scales_with_group_zero():
-    w, m, opt = setup()
+    _w, m, opt = setup()
     scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     attach_aux_group(opt, [m], lr=0.01)
     align_schedulers([scheduler], opt, 0.01)

@@ -29,12 +29,21 @@ def run_csv(tmp_path, strength, epochs=4, **kwargs):
 
 
 def test_end_to_end_logging_with_csv(tmp_path):
-    model, cb, rows = run_csv(tmp_path, strength=2e-3)
+    _model, cb, rows = run_csv(tmp_path, strength=2e-3)
     keys = set(rows[0])
     for layer in ("conv", "fc1", "fc2"):
         assert f"auxprune/density/{layer}" in keys
-    for key in ("compression", "flops_ratio", "lambda", "phase", "pruned", "recovered", "pruned_total",
-                "recovered_total", "regularizer"):
+    for key in (
+        "compression",
+        "flops_ratio",
+        "lambda",
+        "phase",
+        "pruned",
+        "recovered",
+        "pruned_total",
+        "recovered_total",
+        "regularizer",
+    ):
         assert f"auxprune/{key}" in keys
     sparsity = [float(r["auxprune/sparsity"]) for r in rows]
     assert sparsity[-1] > sparsity[0] and sparsity[-1] > 0.2

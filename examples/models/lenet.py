@@ -5,6 +5,7 @@ Example:
     431080
     >>> sum(p.numel() for p in LeNet300100().parameters())
     266610
+
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class LeNet300100(nn.Module):
         x = torch.flatten(x, 1)
         x = torch.relu(self.fc1(x))
         x = torch.relu(self.fc2(x))
-        return self.fc3(x)
+        out: torch.Tensor = self.fc3(x)
+        return out
 
 
 class LeNet5(nn.Module):
@@ -45,7 +47,8 @@ class LeNet5(nn.Module):
         x = nn.functional.max_pool2d(self.conv1(x), 2)
         x = nn.functional.max_pool2d(self.conv2(x), 2)
         x = torch.relu(self.fc1(torch.flatten(x, 1)))
-        return self.fc2(x)
+        out: torch.Tensor = self.fc2(x)
+        return out
 
 
 MODELS: dict[str, Callable[[], nn.Module]] = {"lenet300100": LeNet300100, "lenet5": LeNet5}
@@ -57,6 +60,7 @@ def build_model(name: str) -> nn.Module:
     Example:
         >>> type(build_model("lenet5")).__name__
         'LeNet5'
+
     """
     if name not in MODELS:
         raise ValueError(f"Unknown arch {name!r}. Available: {', '.join(MODELS)}.")

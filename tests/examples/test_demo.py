@@ -6,10 +6,28 @@ from examples.demo import main
 def test_demo_quick_run_prints_and_writes_everything(tmp_path, fake_data_dir, capsys, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     out = tmp_path / "demo"
-    result = main([
-        "--data-dir", str(fake_data_dir), "--out", str(out), "--dense-epochs", "2", "--prune-epochs", "4",
-        "--freeze-at", "3", "--strength", "5e-3", "--aux-lr", "0.1", "--batch-size", "64", "--val-size", "100",
-    ])
+    result = main(
+        [
+            "--data-dir",
+            str(fake_data_dir),
+            "--out",
+            str(out),
+            "--dense-epochs",
+            "2",
+            "--prune-epochs",
+            "4",
+            "--freeze-at",
+            "3",
+            "--strength",
+            "5e-3",
+            "--aux-lr",
+            "0.1",
+            "--batch-size",
+            "64",
+            "--val-size",
+            "100",
+        ]
+    )
     printed = capsys.readouterr().out
     assert "test accuracy: dense" in printed and "compression" in printed and "FLOPs kept" in printed
     assert "conv1" in printed and "fc2" in printed  # the per-layer table

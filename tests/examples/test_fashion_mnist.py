@@ -16,7 +16,10 @@ def test_unpacks_debian_files_where_torchvision_looks(tmp_path, fake_debian_fmni
     raw = prepare_fashion_mnist(tmp_path / "data", debian_dir=fake_debian_fmnist)
     assert raw == raw_dir(tmp_path / "data")
     assert sorted(p.name for p in raw.iterdir()) == [
-        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
     ]
 
 
