@@ -36,13 +36,13 @@ typecheck: setup
 unit: data
 	$(PY) -m pytest -q
 
-test: lint typecheck unit
+test: lint typecheck docs unit
 
 bench: data
 	$(PY) -m benchmarks.run --data-dir $(DATA)
 
 docs: setup
-	$(PY) -m mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 clean:
 	rm -rf $(VENV) runs lightning_logs site

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Any, cast
 
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -157,6 +157,7 @@ class AuxMaskPruning(Callback):
         self.print_table = print_table
 
         self.masks: dict[str, AuxMask] = {}
+        self._layers: dict[str, nn.Module] = {}
         self.events = MaskEvents()
         self.flops = LayerFlops()
         self.last_table = ""
@@ -177,6 +178,8 @@ class AuxMaskPruning(Callback):
             )
         names = select_layers(pl_module, self.include, self.exclude, self.layer_types)
         self.masks = patch_model(pl_module, names, self.options)
+        modules = dict(pl_module.named_modules())
+        self._layers = {name: modules[name] for name in self.masks}
         param_names = {id(p): n for n, p in pl_module.named_parameters()}
         self._aux_param_names = [param_names[id(m.aux)] for m in self.masks.values()]
 
@@ -243,18 +246,17 @@ class AuxMaskPruning(Callback):
             for mask in self.masks.values():
                 mask.aux.grad = None
         if self.restore_pruned_weights and self.options.weight_grad == "masked":
-            self._take_snapshot(pl_module)
+            self._take_snapshot()
 
-    def _take_snapshot(self, pl_module: LightningModule) -> None:
+    def _take_snapshot(self) -> None:
+        """Remember the values of pruned weights (and gated biases) before the optimizer step."""
         self._snapshot.clear()
-        modules = dict(pl_module.named_modules())
         for name, mask in self.masks.items():
-            layer = modules[name]
+            stacks = cast(nn.ModuleDict, self._layers[name].parametrizations)
             for tensor_name in ("weight", "bias"):
-                stack = getattr(layer, "parametrizations", {})
-                if tensor_name not in stack:
+                if tensor_name not in stacks:
                     continue
-                original = stack[tensor_name].original
+                original = cast(torch.Tensor, stacks[tensor_name].original)
                 closed = mask.weight_gate(original) == 0
                 if closed.any():
                     self._snapshot.append((original, closed, original.detach()[closed].clone()))
