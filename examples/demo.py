@@ -35,6 +35,7 @@ def loggers(out: Path, name: str, wandb: bool) -> list[Logger]:
         from lightning.pytorch.loggers import WandbLogger
 
         os.environ.setdefault("WANDB_MODE", "offline")
+        os.environ.setdefault("WANDB_SILENT", "true")
         result.append(WandbLogger(project="lightning-auxprune-demo", name=name, save_dir=str(out)))
     return result
 
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     dense = ImageClassifier(arch="lenet5", optimizer="adam", lr=1e-3)
     dense_trainer = trainer(args.dense_epochs, out, "dense", [], not args.no_wandb, limit)
     dense_trainer.fit(dense, data)
+    dense_val_acc = float(dense_trainer.callback_metrics["val/acc"])
     dense_acc = float(dense_trainer.test(dense, data, verbose=False)[0]["test/acc"])
     _finish_wandb(dense_trainer)
 
@@ -102,7 +104,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.save(baked.state_dict(), out / "lenet5_pruned_state_dict.pt")
     csv_logger = prune_trainer.loggers[0]
     plot = plot_training(
-        Path(csv_logger.log_dir or out) / "metrics.csv", out / "training.png", "LeNet-5 / Fashion-MNIST"
+        Path(csv_logger.log_dir or out) / "metrics.csv",
+        out / "training.png",
+        "LeNet-5 / Fashion-MNIST, AuxMaskPruning",
+        reference_accuracy=dense_val_acc,
     )
     result = {
         "dense_test_accuracy": dense_acc,

@@ -22,8 +22,20 @@ def read_series(metrics_csv: str | Path, key: str) -> tuple[list[float], list[fl
     return steps, values
 
 
-def plot_training(metrics_csv: str | Path, out_png: str | Path, title: str = "AuxMaskPruning") -> Path:
-    """Write a PNG with sparsity (left axis) and validation accuracy (right axis) per step."""
+def plot_training(
+    metrics_csv: str | Path,
+    out_png: str | Path,
+    title: str = "AuxMaskPruning",
+    reference_accuracy: float | None = None,
+) -> Path:
+    """Write a PNG with sparsity (left axis) and validation accuracy (right axis) per step.
+
+    Args:
+        metrics_csv: A CSVLogger ``metrics.csv`` with ``auxprune/sparsity`` and ``val/acc``.
+        out_png: Where to write the plot.
+        title: Plot title.
+        reference_accuracy: Drawn as a dashed line (e.g. the dense model's validation accuracy).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,6 +49,9 @@ def plot_training(metrics_csv: str | Path, out_png: str | Path, title: str = "Au
     acc_axis = ax.twinx()
     val_steps, acc = read_series(metrics_csv, "val/acc")
     acc_axis.plot(val_steps, [100 * a for a in acc], "o-", color="tab:blue", label="val accuracy")
+    if reference_accuracy is not None:
+        acc_axis.axhline(100 * reference_accuracy, color="tab:blue", linestyle="--", label="dense val accuracy")
+        acc_axis.legend(loc="lower right")
     acc_axis.set_ylabel("validation accuracy (%)", color="tab:blue")
     ax.set_title(title)
     fig.tight_layout()
