@@ -237,3 +237,17 @@ def test_baked_model_is_plain(tmp_path):
     cb = AuxMaskPruning(print_table=False)
     tiny_trainer(tmp_path, 1, [cb]).fit(model, toy_loader())
     assert not find_masks(bake(model))
+
+
+def test_gradient_accumulation_and_bf16_mixed_precision(tmp_path):
+    torch.manual_seed(0)
+    model = TinyNet()
+    cb = AuxMaskPruning(strength=2e-3, aux_lr=0.15, log_every_n_steps=1, print_table=False)
+    logger = CSVLogger(tmp_path, name="accum")
+    trainer = tiny_trainer(tmp_path, 4, [cb], logger=logger, accumulate_grad_batches=2, precision="bf16-mixed")
+    trainer.fit(model, toy_loader())
+    assert trainer.global_step == 16  # 8 batches / 2 per step, 4 epochs
+    rows = read_rows(logger)
+    assert len(rows) == 16  # once per optimizer step (epoch ends coincide with a step log)
+    assert float(rows[-1]["auxprune/sparsity"]) > 0.05
+    assert all(m.aux.dtype == torch.float32 for m in cb.masks.values())

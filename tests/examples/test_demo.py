@@ -41,4 +41,7 @@ def test_demo_quick_run_prints_and_writes_everything(tmp_path, fake_data_dir, ca
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 2
     wandb_files = [p for run in runs for p in run.glob("*.wandb")]
-    assert any(b"auxprune/sparsity" in p.read_bytes() for p in wandb_files)
+    pruned_run = [p.read_bytes() for p in wandb_files if b"auxprune/sparsity" in p.read_bytes()]
+    assert len(pruned_run) == 1
+    for layer in ("conv1", "conv2", "fc1", "fc2"):
+        assert f"auxprune/density/net.{layer}".encode() in pruned_run[0]
