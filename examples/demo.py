@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dense-epochs", type=int, default=5)
     p.add_argument("--prune-epochs", type=int, default=10)
     p.add_argument("--freeze-at", type=float, default=8.0, help="epoch of the pruning run at which masks freeze")
-    p.add_argument("--strength", type=float, default=5e-4, help="regularizer strength lambda")
+    p.add_argument("--strength", type=float, default=3e-4, help="regularizer strength lambda")
     p.add_argument("--aux-lr", type=float, default=5e-3)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
