@@ -1,4 +1,6 @@
 # Every target does its own set-up: a fresh machine needs nothing but python3 (and apt-get for the data).
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +12,7 @@ export WANDB_MODE ?= offline
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[all]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[all]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	touch $@
 
 setup: $(VENV)/.installed
