@@ -33,7 +33,7 @@ lint: setup
 	$(PY) -m ruff format --check .
 
 typecheck: setup
-	$(PY) -m mypy lightning_auxprune examples benchmarks
+	$(PY) -m mypy lightning_auxprune examples $(wildcard benchmarks)
 
 unit: data
 	$(PY) -m pytest -q

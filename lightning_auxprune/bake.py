@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from lightning_auxprune.follower import fold_followers
 from lightning_auxprune.masked_weight import expand_gate
 from lightning_auxprune.patch import find_masks, mask_of
 
@@ -79,6 +80,7 @@ def bake(model: nn.Module, inplace: bool = False) -> nn.Module:
             "Patch it with AuxMaskPruning (or lightning_auxprune.patch_model) and train first."
         )
     target = model if inplace else copy.deepcopy(model)
+    fold_followers(target)
     for name, module in list(target.named_modules()):
         mask = mask_of(module)
         if mask is not None:
@@ -91,6 +93,8 @@ def bake_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.T
 
     ``<layer>.parametrizations.weight.original`` and ``<layer>.parametrizations.weight.0.aux``
     become ``<layer>.weight = W * h(M)``; a gated bias likewise. Other keys pass through.
+    A state_dict does not say which BatchNorm follows which neuron-masked layer: for neuron
+    granularity with BatchNorm, bake the model with :func:`bake` instead.
 
     Example:
         >>> sd = {"fc.parametrizations.weight.original": torch.ones(1, 2),

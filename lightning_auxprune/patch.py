@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from lightning_auxprune.follower import attach_followers
 from lightning_auxprune.options import MaskOptions
 from lightning_auxprune.parametrization import AuxMask, BiasGate
 
@@ -89,6 +90,9 @@ def patch_layer(module: nn.Module, options: MaskOptions) -> AuxMask:
 def patch_model(model: nn.Module, layer_names: Sequence[str], options: MaskOptions) -> dict[str, AuxMask]:
     """Attach masks to the named layers; returns ``{layer_name: AuxMask}``.
 
+    For neuron granularity, a BatchNorm directly fed by a masked layer is gated with the same
+    mask (see :mod:`lightning_auxprune.follower`).
+
     Example:
         >>> net = nn.Sequential(nn.Linear(2, 2))
         >>> list(patch_model(net, ["0"], MaskOptions()))
@@ -99,4 +103,6 @@ def patch_model(model: nn.Module, layer_names: Sequence[str], options: MaskOptio
     missing = [n for n in layer_names if n not in modules]
     if missing:
         raise ValueError(f"No layer named {missing} in {type(model).__name__}.")
-    return {name: patch_layer(modules[name], options) for name in layer_names}
+    masks = {name: patch_layer(modules[name], options) for name in layer_names}
+    attach_followers(model, masks)
+    return masks

@@ -51,7 +51,18 @@ class LeNet5(nn.Module):
         return out
 
 
-MODELS: dict[str, Callable[[], nn.Module]] = {"lenet300100": LeNet300100, "lenet5": LeNet5}
+def _registry() -> dict[str, Callable[[], nn.Module]]:
+    from examples.models.mobilenet import SmallMobileNetV2
+    from examples.models.resnet import ResNet20
+    from examples.models.vgg import VGGLike
+
+    return {
+        "lenet300100": LeNet300100,
+        "lenet5": LeNet5,
+        "vgg": VGGLike,
+        "resnet20": ResNet20,
+        "mobilenetv2": SmallMobileNetV2,
+    }
 
 
 def build_model(name: str) -> nn.Module:
@@ -62,6 +73,7 @@ def build_model(name: str) -> nn.Module:
         'LeNet5'
 
     """
-    if name not in MODELS:
-        raise ValueError(f"Unknown arch {name!r}. Available: {', '.join(MODELS)}.")
-    return MODELS[name]()
+    models = _registry()
+    if name not in models:
+        raise ValueError(f"Unknown arch {name!r}. Available: {', '.join(models)}.")
+    return models[name]()
