@@ -51,8 +51,9 @@ def _strip(name: str, module: nn.Module, order: list[str]) -> None:
     with torch.no_grad():
         values = {t: (getattr(module, t).detach().clone(), bool(stacks[t].original.requires_grad)) for t in stacks}
     plain = dict(module._parameters)
+    original_class = parametrize.type_before_parametrizations(module)
     del module._modules["parametrizations"]
-    module.__class__ = parametrize.type_before_parametrizations(module)
+    module.__class__ = original_class
     module._parameters.clear()
     for tensor_name in [*order, *(t for t in [*plain, *values] if t not in order)]:
         if tensor_name in values:

@@ -23,6 +23,8 @@ def test_bake_matches_masked_model_and_original_keys(granularity):
     x = torch.randn(3, 1, 8, 8)
     baked = bake(net)
     assert list(baked.state_dict()) == keys
+    assert [type(m) for m in baked] == [type(m) for m in make_net()]  # plain classes again
+    torch.save(baked, "/dev/null")  # picklable, unlike a parametrized module
     torch.testing.assert_close(baked(x), net(x), rtol=0, atol=0)
     fresh = make_net()
     fresh.load_state_dict(baked.state_dict())  # strict

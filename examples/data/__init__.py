@@ -1,0 +1,1 @@
+"""Example data modules (see :mod:`examples.data.fashion_mnist`)."""

@@ -1,0 +1,240 @@
+"""Physically removing closed neurons/filters: a smaller dense model computing the same function.
+
+Uses Torch-Pruning's dependency graph (DepGraph) for the coupling between layers: a removed
+filter also removes the matching BatchNorm channel, the next layer's input channels, the
+channels of a depthwise convolution, the slices of a concatenation, and the channels of every
+layer joined by a residual addition.
+
+A unit is removed only if every *masked* layer that produces the coupled channels has it closed.
+Layers without masks may be coupled too (a residual stream, a depthwise conv fed by a masked
+expansion); whether removing the channel keeps the function is then checked numerically after
+each group: the shrunk model's outputs must equal the masked model's on ``example_inputs``
+(``atol``). A group that fails is an error naming the layer, or, with ``on_unsafe="skip"``,
+is left in place (zeros included) with a warning.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from lightning_auxprune.patch import patch_model
+    >>> from lightning_auxprune.options import MaskOptions
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> masks = patch_model(net, ["0"], MaskOptions(granularity="neuron"))
+    >>> with torch.no_grad():
+    ...     masks["0"].aux[:5] = -1.0
+    >>> result = shrink(net, torch.randn(3, 4))
+    >>> result.model[0].out_features, result.model[2].in_features
+    (3, 3)
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from lightning_auxprune.bake import bake
+from lightning_auxprune.flops import count_flops
+from lightning_auxprune.patch import find_masks
+
+OnUnsafe = Literal["error", "skip"]
+WIDTH_ATTRS = ("in_features", "out_features", "in_channels", "out_channels", "groups", "num_features")
+
+
+class UnsafeShrinkError(ValueError):
+    """Removing a layer's closed units would change the model's output."""
+
+
+@dataclass
+class ShrinkResult:
+    """What :func:`shrink` produced.
+
+    Attributes:
+        model: The shrunk plain model (eval mode).
+        removed: Units removed per masked layer.
+        skipped: Masked layers whose closed units could not be removed (``on_unsafe="skip"``).
+        dense_macs: Multiply-adds of the baked model on ``example_inputs``.
+        shrunk_macs: Multiply-adds of the shrunk model on ``example_inputs``.
+    """
+
+    model: nn.Module
+    removed: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    dense_macs: int = 0
+    shrunk_macs: int = 0
+
+
+def _as_tuple(example_inputs: Any) -> tuple[Any, ...]:
+    return example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+
+
+def _out_channel_fn(tp: Any, layer: nn.Module) -> Any:
+    return tp.prune_linear_out_channels if isinstance(layer, nn.Linear) else tp.prune_conv_out_channels
+
+
+def _outputs_match(model: nn.Module, inputs: tuple[Any, ...], reference: torch.Tensor, atol: float) -> bool:
+    with torch.no_grad():
+        out = model(*inputs)
+    return bool(out.shape == reference.shape and torch.allclose(out, reference, rtol=1e-4, atol=atol))
+
+
+def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error", atol: float = 1e-5) -> ShrinkResult:
+    """Bake ``model`` and remove every closed unit that can be removed without changing outputs.
+
+    Args:
+        model: A model patched with neuron-granularity masks (left unchanged).
+        example_inputs: A tensor (or tuple of positional inputs) for tracing and checking.
+        on_unsafe: ``"error"`` (default) or ``"skip"`` for units whose removal would change the
+            outputs.
+        atol: Absolute tolerance of the output check.
+
+    Raises:
+        ValueError: If ``model`` has no masks or has weight-granularity masks.
+        UnsafeShrinkError: With ``on_unsafe="error"``, naming the layer and the reason.
+        ImportError: If Torch-Pruning is not installed.
+    """
+    try:
+        import torch_pruning as tp
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("shrink needs Torch-Pruning: pip install 'lightning-auxprune[structured]'.") from err
+    if on_unsafe not in ("error", "skip"):
+        raise ValueError(f"Unknown on_unsafe={on_unsafe!r}. Use 'error' or 'skip'.")
+    masks = find_masks(model)
+    if not masks:
+        raise ValueError(
+            f"{type(model).__name__} carries no auxiliary masks: nothing to shrink. Train it with "
+            "AuxMaskPruning(granularity='neuron') first."
+        )
+    per_weight = [name for name, mask in masks.items() if mask.options.granularity != "neuron"]
+    if per_weight:
+        raise ValueError(
+            f"Layers {per_weight} have weight-granularity masks; shrink removes whole units. Use "
+            "granularity='neuron' (or export the unstructured model with save_sparse)."
+        )
+    inputs = _as_tuple(example_inputs)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        reference = model(*inputs)
+    model.train(was_training)
+    closed = {name: (mask.gate() <= 0).tolist() for name, mask in masks.items()}
+
+    current = bake(model).eval()
+    result = ShrinkResult(model=current, dense_macs=count_flops(current, *inputs) // 2)
+    graph = tp.DependencyGraph().build_dependency(current, example_inputs=inputs)
+    for name in masks:
+        candidates = {i for i, c in enumerate(closed[name]) if c}
+        group = None
+        while candidates:
+            modules = dict(current.named_modules())
+            names = {id(m): n for n, m in modules.items()}
+            layer = modules[name]
+            group = graph.get_pruning_group(layer, _out_channel_fn(tp, layer), sorted(candidates))
+            still_open = set()
+            for item in group:
+                target = names.get(id(item.dep.target.module))
+                if target in closed and graph.is_out_channel_pruning_fn(item.dep.handler):
+                    pairs = zip(item.idxs, item.root_idxs, strict=True)
+                    still_open |= {root for i, root in pairs if not closed[target][i]}
+            if not still_open:
+                break
+            candidates -= still_open
+        if not candidates or group is None:
+            continue
+        reason = ""
+        if not graph.check_pruning_group(group):
+            reason = "removing them would leave a coupled layer with no channels"
+        else:
+            snapshot = copy.deepcopy(current)
+            touched = [
+                (names[id(item.dep.target.module)], list(item.idxs))
+                for item in group
+                if names.get(id(item.dep.target.module)) in closed and graph.is_out_channel_pruning_fn(item.dep.handler)
+            ]
+            group.prune()
+            if _outputs_match(current, inputs, reference, atol):
+                for target, idxs in touched:
+                    for i in sorted(set(idxs), reverse=True):
+                        del closed[target][i]
+                    result.removed[target] = result.removed.get(target, 0) + len(set(idxs))
+                continue
+            reason = (
+                "they are coupled (residual addition, concatenation or depthwise convolution) with channels "
+                "that stay open or with a layer that has no mask, so removing them changes the output"
+            )
+            current = snapshot
+            graph = tp.DependencyGraph().build_dependency(current, example_inputs=inputs)
+        message = (
+            f"Cannot remove the {len(candidates)} closed units of layer {name!r}: {reason}. Exclude the coupled "
+            "layers from neuron pruning (or mask them together), or pass on_unsafe='skip'."
+        )
+        if on_unsafe == "error":
+            raise UnsafeShrinkError(message)
+        warnings.warn(message + " Skipped.", stacklevel=2)
+        result.skipped[name] = reason
+    result.model = current
+    result.shrunk_macs = count_flops(current, *inputs) // 2
+    return result
+
+
+def layer_widths(model: nn.Module) -> dict[str, dict[str, int]]:
+    """The width attributes (``in_features``, ``out_channels``, ``groups``, ...) of every layer.
+
+    Example:
+        >>> layer_widths(nn.Sequential(nn.Linear(3, 2)))
+        {'0': {'in_features': 3, 'out_features': 2}}
+    """
+    widths = {}
+    for name, module in model.named_modules():
+        attrs = {a: int(getattr(module, a)) for a in WIDTH_ATTRS if isinstance(getattr(module, a, None), int)}
+        if attrs:
+            widths[name] = attrs
+    return widths
+
+
+def save_shrunk(model: nn.Module, path: str) -> None:
+    """Save a shrunk model as its ``state_dict`` plus the new layer widths.
+
+    ``torch.save(model, path)`` also works (the shrunk model is a plain module); this form
+    loads into a fresh instance of the original architecture with :func:`load_shrunk`.
+    """
+    torch.save({"state_dict": model.state_dict(), "widths": layer_widths(model)}, path)
+
+
+def load_shrunk(model: nn.Module, path: str) -> nn.Module:
+    """Resize a fresh instance of the original architecture to the saved widths and load it.
+
+    Raises:
+        ValueError: If the checkpoint does not belong to this architecture (names, layer types
+            or tensor ranks differ).
+    """
+    saved = torch.load(path, weights_only=True)
+    state, widths = saved["state_dict"], saved["widths"]
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"This shrunk checkpoint does not fit {type(model).__name__}: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}. Load it into the architecture it was shrunk from."
+        )
+    modules = dict(model.named_modules())
+    for name, attrs in widths.items():
+        module = modules.get(name)
+        if module is None or any(not hasattr(module, a) for a in attrs):
+            raise ValueError(f"Layer {name!r} of the checkpoint has no counterpart of the same type in the model.")
+        for attr, value in attrs.items():
+            setattr(module, attr, value)
+    for key, value in state.items():
+        owner_name, _, tensor_name = key.rpartition(".")
+        owner = modules[owner_name]
+        old = expected[key]
+        if old.dim() != value.dim():
+            raise ValueError(f"{key}: rank {value.dim()} in the checkpoint, {old.dim()} in the model.")
+        if tensor_name in owner._parameters:
+            owner._parameters[tensor_name] = nn.Parameter(value.clone(), requires_grad=old.requires_grad)
+        else:
+            owner._buffers[tensor_name] = value.clone()
+    return model

@@ -1,0 +1,108 @@
+import pytest
+import torch
+from torch import nn
+
+from examples.models.mobilenet import SmallMobileNetV2
+from examples.models.resnet import ResNet20
+from examples.models.vgg import VGGLike
+from lightning_auxprune.options import MaskOptions
+from lightning_auxprune.patch import patch_model
+from lightning_auxprune.shrink import UnsafeShrinkError, load_shrunk, save_shrunk, shrink
+from lightning_auxprune.targets import select_layers
+
+NEURON = MaskOptions(granularity="neuron")
+
+
+def randomize_bn(model):
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.bias.shape, generator=g) - 0.5)
+                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+
+
+def prune_randomly(model, include, fraction=0.5, seed=0):
+    """Patch the matching layers and close ``fraction`` of each one's units (keeping at least one)."""
+    names = select_layers(model, include=include)
+    masks = patch_model(model, names, NEURON)
+    model.eval()(torch.zeros(1, 1, 28, 28))  # first forward pairs BatchNorms with masked layers
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for mask in masks.values():
+            n = mask.aux.numel()
+            closed = torch.randperm(n, generator=g)[: min(int(n * fraction), n - 1)]
+            mask.aux[closed] = -1.0
+    return masks
+
+
+def build(factory):
+    torch.manual_seed(0)
+    model = factory()
+    randomize_bn(model)
+    return model
+
+
+CASES = {
+    "vgg": (VGGLike, [r"features\.\d+", r"classifier\.1"]),
+    "resnet20": (ResNet20, [r"stages\.\d+\.conv1"]),
+    "mobilenetv2": (SmallMobileNetV2, [r"blocks\.\d+\.depthwise"]),
+}
+
+
+@pytest.mark.parametrize("arch", list(CASES))
+def test_shrunk_model_computes_the_same_function(arch, tmp_path):
+    factory, include = CASES[arch]
+    model = build(factory)
+    masks = prune_randomly(model, include)
+    x = torch.randn(8, 1, 28, 28)
+    result = shrink(model, x[:2])
+    shrunk = result.model
+    with torch.no_grad():
+        torch.testing.assert_close(shrunk(x), model(x), rtol=1e-4, atol=1e-5)
+    for name, mask in masks.items():
+        assert result.removed[name] == int((mask.aux <= 0).sum()), name
+    assert result.shrunk_macs < result.dense_macs
+    assert not result.skipped
+    # whole-module pickling and state_dict + widths both round-trip
+    torch.save(shrunk, tmp_path / "whole.pt")
+    again = torch.load(tmp_path / "whole.pt", weights_only=False)
+    save_shrunk(shrunk, str(tmp_path / "compact.pt"))
+    fresh = load_shrunk(factory(), str(tmp_path / "compact.pt")).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), shrunk(x), rtol=0, atol=0)
+        torch.testing.assert_close(fresh(x), shrunk(x), rtol=0, atol=0)
+
+
+def test_residual_coupling_is_refused_or_skipped():
+    model = build(ResNet20)
+    prune_randomly(model, [r"stages\.1\.conv2"])  # feeds the residual stream shared with unmasked layers
+    x = torch.randn(2, 1, 28, 28)
+    with pytest.raises(UnsafeShrinkError, match=r"layer 'stages\.1\.conv2'.*coupled"):
+        shrink(model, x)
+    with pytest.warns(UserWarning, match="Skipped"):
+        result = shrink(model, x, on_unsafe="skip")
+    assert "stages.1.conv2" in result.skipped
+    with torch.no_grad():
+        torch.testing.assert_close(result.model(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="carries no auxiliary masks"):
+        shrink(VGGLike(), torch.zeros(1, 1, 28, 28))
+    model = VGGLike()
+    patch_model(model, ["classifier.1"], MaskOptions())
+    with pytest.raises(ValueError, match="weight-granularity masks"):
+        shrink(model, torch.zeros(1, 1, 28, 28))
+    with pytest.raises(ValueError, match="Unknown on_unsafe"):
+        shrink(model, torch.zeros(1, 1, 28, 28), on_unsafe="ignore")  # type: ignore[arg-type]
+
+
+def test_loading_into_the_wrong_architecture(tmp_path):
+    model = build(VGGLike)
+    prune_randomly(model, [r"features\.\d+"])
+    save_shrunk(shrink(model, torch.randn(2, 1, 28, 28)).model, str(tmp_path / "vgg.pt"))
+    with pytest.raises(ValueError, match="does not fit ResNet20"):
+        load_shrunk(ResNet20(), str(tmp_path / "vgg.pt"))
