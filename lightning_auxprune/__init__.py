@@ -8,11 +8,15 @@ Example:
 
 from lightning_auxprune.bake import bake, bake_state_dict
 from lightning_auxprune.callback import AuxMaskPruning
+from lightning_auxprune.flops import count_flops
 from lightning_auxprune.masked_weight import masked_weight
 from lightning_auxprune.options import MaskOptions
 from lightning_auxprune.parametrization import AuxMask
 from lightning_auxprune.patch import find_masks, patch_model
 from lightning_auxprune.schedule import PruningSchedule
+from lightning_auxprune.shrink import ShrinkResult, UnsafeShrinkError, load_shrunk, save_shrunk, shrink
+from lightning_auxprune.sparse_export import load_sparse, save_sparse
+from lightning_auxprune.sparse_linear import SparseLinear, sparsify_linear
 from lightning_auxprune.statistics import layer_stats, summarize
 
 __all__ = [
@@ -20,12 +24,22 @@ __all__ = [
     "AuxMaskPruning",
     "MaskOptions",
     "PruningSchedule",
+    "ShrinkResult",
+    "SparseLinear",
+    "UnsafeShrinkError",
     "bake",
     "bake_state_dict",
+    "count_flops",
     "find_masks",
     "layer_stats",
+    "load_shrunk",
+    "load_sparse",
     "masked_weight",
     "patch_model",
+    "save_shrunk",
+    "save_sparse",
+    "shrink",
+    "sparsify_linear",
     "summarize",
 ]
 __version__ = "0.1.0"

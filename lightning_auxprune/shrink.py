@@ -81,6 +81,35 @@ def _outputs_match(model: nn.Module, inputs: tuple[Any, ...], reference: torch.T
     return bool(out.shape == reference.shape and torch.allclose(out, reference, rtol=1e-4, atol=atol))
 
 
+def _removable_group(
+    tp: Any, graph: Any, model: nn.Module, name: str, closed: dict[str, list[bool]]
+) -> tuple[Any, set[int]]:
+    """The DepGraph group removing ``name``'s closed units, or ``(None, ...)`` if there are none.
+
+    A unit qualifies if every masked coupled producer has it closed; at least one channel per
+    layer is kept.
+    """
+    candidates = {i for i, c in enumerate(closed[name]) if c}
+    modules = dict(model.named_modules())
+    names = {id(m): n for n, m in modules.items()}
+    layer = modules[name]
+    while candidates:
+        group = graph.get_pruning_group(layer, _out_channel_fn(tp, layer), sorted(candidates))
+        still_open = set()
+        for item in group:
+            target = names.get(id(item.dep.target.module))
+            if target in closed and graph.is_out_channel_pruning_fn(item.dep.handler):
+                pairs = zip(item.idxs, item.root_idxs, strict=True)
+                still_open |= {root for i, root in pairs if not closed[target][i]}
+        if still_open:
+            candidates -= still_open
+        elif not graph.check_pruning_group(group):
+            candidates.discard(max(candidates))  # keep one (zero) channel so no layer becomes empty
+        else:
+            return group, candidates
+    return None, candidates
+
+
 def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error", atol: float = 1e-5) -> ShrinkResult:
     """Bake ``model`` and remove every closed unit that can be removed without changing outputs.
 
@@ -126,47 +155,29 @@ def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error",
     result = ShrinkResult(model=current, dense_macs=count_flops(current, *inputs) // 2)
     graph = tp.DependencyGraph().build_dependency(current, example_inputs=inputs)
     for name in masks:
-        candidates = {i for i, c in enumerate(closed[name]) if c}
-        group = None
-        while candidates:
-            modules = dict(current.named_modules())
-            names = {id(m): n for n, m in modules.items()}
-            layer = modules[name]
-            group = graph.get_pruning_group(layer, _out_channel_fn(tp, layer), sorted(candidates))
-            still_open = set()
-            for item in group:
-                target = names.get(id(item.dep.target.module))
-                if target in closed and graph.is_out_channel_pruning_fn(item.dep.handler):
-                    pairs = zip(item.idxs, item.root_idxs, strict=True)
-                    still_open |= {root for i, root in pairs if not closed[target][i]}
-            if not still_open:
-                break
-            candidates -= still_open
-        if not candidates or group is None:
+        group, candidates = _removable_group(tp, graph, current, name, closed)
+        if group is None:
             continue
-        reason = ""
-        if not graph.check_pruning_group(group):
-            reason = "removing them would leave a coupled layer with no channels"
-        else:
-            snapshot = copy.deepcopy(current)
-            touched = [
-                (names[id(item.dep.target.module)], list(item.idxs))
-                for item in group
-                if names.get(id(item.dep.target.module)) in closed and graph.is_out_channel_pruning_fn(item.dep.handler)
-            ]
-            group.prune()
-            if _outputs_match(current, inputs, reference, atol):
-                for target, idxs in touched:
-                    for i in sorted(set(idxs), reverse=True):
-                        del closed[target][i]
-                    result.removed[target] = result.removed.get(target, 0) + len(set(idxs))
-                continue
-            reason = (
-                "they are coupled (residual addition, concatenation or depthwise convolution) with channels "
-                "that stay open or with a layer that has no mask, so removing them changes the output"
-            )
-            current = snapshot
-            graph = tp.DependencyGraph().build_dependency(current, example_inputs=inputs)
+        snapshot = copy.deepcopy(current)
+        names = {id(m): n for n, m in current.named_modules()}
+        touched = [
+            (names[id(item.dep.target.module)], sorted(set(item.idxs)))
+            for item in group
+            if names.get(id(item.dep.target.module)) in closed and graph.is_out_channel_pruning_fn(item.dep.handler)
+        ]
+        group.prune()
+        if _outputs_match(current, inputs, reference, atol):
+            for target, idxs in touched:
+                for i in reversed(idxs):
+                    del closed[target][i]
+                result.removed[target] = result.removed.get(target, 0) + len(idxs)
+            continue
+        current = snapshot
+        graph = tp.DependencyGraph().build_dependency(current, example_inputs=inputs)
+        reason = (
+            "they are coupled (residual addition, concatenation or depthwise convolution) with channels "
+            "that stay open or with a layer that has no mask, so removing them changes the output"
+        )
         message = (
             f"Cannot remove the {len(candidates)} closed units of layer {name!r}: {reason}. Exclude the coupled "
             "layers from neuron pruning (or mask them together), or pass on_unsafe='skip'."

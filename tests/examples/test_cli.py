@@ -48,3 +48,51 @@ def test_cli_fit_runs_with_the_callback(tmp_path, fake_data_dir):
         ]
     )
     assert float(cli.trainer.callback_metrics["auxprune/sparsity"]) > 0
+
+
+def test_neuron_configs_train_and_shrink_exactly(tmp_path, fake_data_dir):
+    import torch
+
+    from lightning_auxprune import shrink
+
+    for arch in ("vgg", "resnet20", "mobilenetv2"):
+        cli = main(
+            [
+                "fit",
+                "--config",
+                str(CONFIGS / f"{arch}_neuron.yaml"),
+                "--data.data_dir",
+                str(fake_data_dir),
+                "--data.val_size",
+                "100",
+                "--data.batch_size",
+                "100",
+                "--data.train_subset",
+                "200",
+                "--trainer.max_epochs",
+                "3",
+                "--trainer.logger",
+                "false",
+                "--trainer.default_root_dir",
+                str(tmp_path),
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.callbacks.init_args.warmup",
+                "0",
+                "--trainer.callbacks.init_args.freeze",
+                "null",
+                "--trainer.callbacks.init_args.strength",
+                "0.05",
+                "--trainer.callbacks.init_args.aux_lr",
+                "0.5",
+            ]
+        )
+        model = cli.model
+        assert float(cli.trainer.callback_metrics["auxprune/sparsity"]) > 0, arch
+        x = torch.randn(4, 1, 28, 28)
+        result = shrink(model, x)
+        assert result.shrunk_macs < result.dense_macs, arch
+        with torch.no_grad():
+            model.eval()
+            torch.testing.assert_close(result.model(x), model(x), rtol=1e-4, atol=1e-5)
+        assert sum(result.removed.values()) > 0

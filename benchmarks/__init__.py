@@ -1,0 +1,1 @@
+"""Benchmarks of lightning-auxprune (run with ``make bench``)."""

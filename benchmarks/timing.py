@@ -1,0 +1,46 @@
+"""Shared timing helpers: interleaved medians, so slow drifts of a noisy machine hit both sides."""
+
+from __future__ import annotations
+
+import io
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def interleaved_medians(fns: list[Callable[[], Any]], repeats: int, warmup: int = 3) -> list[float]:
+    """Median milliseconds of each callable, calling them in turn ``repeats`` times."""
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for fn in fns:
+                fn()
+        samples: list[list[float]] = [[] for _ in fns]
+        for _ in range(repeats):
+            for index, fn in enumerate(fns):
+                start = time.perf_counter()
+                fn()
+                samples[index].append((time.perf_counter() - start) * 1000.0)
+    return [statistics.median(s) for s in samples]
+
+
+def state_bytes(model: nn.Module) -> int:
+    """Bytes of ``torch.save(model.state_dict())``."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or "unknown",
+        "cpu_threads_available": torch.get_num_threads(),
+    }
