@@ -40,8 +40,12 @@ unit: data
 
 test: lint typecheck docs unit
 
-bench: data
-	$(PY) -m benchmarks.run --data-dir $(DATA)
+# Speed of shrunk models and of the CSR path (about 10 minutes on 2 cores). Writes
+# benchmarks/results/*.json and the generated tables docs/latency*.md, docs/sparse_linear.md.
+bench: setup
+	$(PY) -m benchmarks.latency
+	$(PY) -m benchmarks.latency --fuse-bn --out benchmarks/results/latency_fused_bn.json --markdown docs/latency_fused_bn.md
+	$(PY) -m benchmarks.sparse_linear
 
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet

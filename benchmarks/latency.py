@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -61,8 +62,10 @@ def close_smallest_units(model: nn.Module, include: list[str], fraction: float) 
             mask.aux[norms.argsort()[:count]] = -1.0
 
 
-def measure(arch: str, fraction: float, batches: list[int], threads: list[int], repeats: int) -> dict[str, Any]:
-    """One model's record."""
+def measure(
+    arch: str, fraction: float, batches: list[int], threads: list[int], repeats: int, fuse_bn: bool = False
+) -> dict[str, Any]:
+    """One model's record (``fuse_bn``: fold BatchNorm into convolutions on both sides first)."""
     torch.manual_seed(0)
     model = Wrapped(arch)
     close_smallest_units(model, NEURON_LAYERS[arch], fraction)
@@ -70,6 +73,10 @@ def measure(arch: str, fraction: float, batches: list[int], threads: list[int], 
     result = shrink(model, example)
     dense_model = bake(model).eval()
     shrunk = result.model.eval()
+    if fuse_bn:
+        from torch.fx.experimental.optimization import fuse
+
+        dense_model, shrunk = fuse(dense_model), fuse(shrunk)
     one = torch.zeros(1, 1, 28, 28)
     record: dict[str, Any] = {
         "fraction_closed": fraction,
@@ -132,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="one model, batch 1, 1 thread, few repeats")
     parser.add_argument("--fraction", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into convs (both models)")
     parser.add_argument("--out", default="benchmarks/results/latency.json")
     parser.add_argument("--markdown", default="docs/latency.md")
     args = parser.parse_args(argv)
@@ -139,14 +147,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     batches, threads = ([1], [1]) if args.quick else ([1, 64], [1, 2])
     repeats = 3 if args.quick else args.repeats
     initial_threads = torch.get_num_threads()
-    results: dict[str, Any] = {"machine": machine(), "repeats": repeats, "models": {}}
+    results: dict[str, Any] = {"machine": machine(), "repeats": repeats, "fuse_bn": args.fuse_bn, "models": {}}
     for arch in archs:
-        results["models"][arch] = measure(arch, args.fraction, batches, threads, repeats)
+        results["models"][arch] = measure(arch, args.fraction, batches, threads, repeats, args.fuse_bn)
         print(json.dumps({arch: results["models"][arch]["settings"]}, indent=1))
     torch.set_num_threads(initial_threads)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
-    command = "python -m benchmarks.latency" + (" --quick" if args.quick else "")
+    command = " ".join(["python -m benchmarks.latency", *(argv if argv is not None else sys.argv[1:])])
     Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
     Path(args.markdown).write_text(markdown(results, command))
     print(markdown(results, command))

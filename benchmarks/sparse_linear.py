@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "repeats": repeats, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
-    command = "python -m benchmarks.sparse_linear" + (" --quick" if args.quick else "")
+    command = " ".join(["python -m benchmarks.sparse_linear", *(argv if argv is not None else sys.argv[1:])])
     lines = [
         "# CSR vs dense Linear on CPU",
         "",

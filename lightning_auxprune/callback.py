@@ -52,6 +52,7 @@ from lightning_auxprune.patch import patch_model
 from lightning_auxprune.regularizer import add_regularizer_grad, regularizer_value
 from lightning_auxprune.report import layer_table
 from lightning_auxprune.schedule import Phase, PruningSchedule, Unit
+from lightning_auxprune.shrink import OnUnsafe, ShrinkResult, shrink
 from lightning_auxprune.statistics import layer_stats, summarize
 from lightning_auxprune.targets import select_layers
 
@@ -363,3 +364,10 @@ class AuxMaskPruning(Callback):
         See :func:`lightning_auxprune.bake.bake`.
         """
         return bake(model)
+
+    def shrink(self, model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error") -> ShrinkResult:
+        """A smaller dense copy of a neuron-pruned ``model`` without its closed units.
+
+        See :func:`lightning_auxprune.shrink.shrink`.
+        """
+        return shrink(model, example_inputs, on_unsafe=on_unsafe)

@@ -12,7 +12,7 @@ Example:
     >>> with torch.no_grad():
     ...     _ = net.weight.masked_fill_(torch.rand(100, 100) < 0.95, 0.0)
     >>> buffer = io.BytesIO()
-    >>> save_sparse(net, buffer)
+    >>> save_sparse(net, buffer, require_masks=False)
     >>> _ = buffer.seek(0)
     >>> torch.equal(load_sparse(buffer)["weight"], net.weight)
     True
@@ -49,15 +49,22 @@ def _from_csr(entry: dict[str, Any]) -> torch.Tensor:
     return csr.to_dense().reshape(shape)
 
 
-def sparse_state(model: nn.Module, min_sparsity: float = 0.5) -> dict[str, Any]:
+def sparse_state(model: nn.Module, min_sparsity: float = 0.5, require_masks: bool = True) -> dict[str, Any]:
     """The serialisable sparse form of ``model``'s (baked) ``state_dict``.
 
     Raises:
-        ValueError: If ``min_sparsity`` is outside [0, 1].
+        ValueError: If ``min_sparsity`` is outside [0, 1], or ``model`` carries no masks while
+            ``require_masks`` is True.
     """
     if not 0.0 <= min_sparsity <= 1.0:
         raise ValueError(f"min_sparsity={min_sparsity} must be in [0, 1].")
-    plain = bake(model) if find_masks(model) else model
+    patched = bool(find_masks(model))
+    if not patched and require_masks:
+        raise ValueError(
+            f"{type(model).__name__} was never patched with auxiliary masks, so there is no pruning to export. "
+            "Train it with AuxMaskPruning first, or pass require_masks=False to export a plain model."
+        )
+    plain = bake(model) if patched else model
     tensors: dict[str, Any] = {}
     for key, value in plain.state_dict().items():
         sparse_enough = value.is_floating_point() and value.dim() >= 2 and value.numel() > 0
@@ -68,15 +75,16 @@ def sparse_state(model: nn.Module, min_sparsity: float = 0.5) -> dict[str, Any]:
     return {"format": FORMAT, "tensors": tensors}
 
 
-def save_sparse(model: nn.Module, file: str | IO[bytes], min_sparsity: float = 0.5) -> None:
-    """Save ``model`` (baked first if patched) in the compact sparse format.
+def save_sparse(model: nn.Module, file: str | IO[bytes], min_sparsity: float = 0.5, require_masks: bool = True) -> None:
+    """Save ``model`` (baked first) in the compact sparse format.
 
     Args:
-        model: A patched or plain model.
+        model: A model patched by AuxMaskPruning / ``patch_model``.
         file: Path or binary file object.
         min_sparsity: Tensors at least this sparse are stored as CSR.
+        require_masks: Refuse a model that was never patched (set False for a plain model).
     """
-    torch.save(sparse_state(model, min_sparsity), file)
+    torch.save(sparse_state(model, min_sparsity, require_masks), file)
 
 
 def load_sparse(file: str | IO[bytes]) -> dict[str, torch.Tensor]:

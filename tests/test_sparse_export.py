@@ -39,3 +39,5 @@ def test_dense_tensors_stay_dense_and_bad_input(tmp_path):
         load_sparse(tmp_path / "other.pt")
     with pytest.raises(ValueError, match="min_sparsity"):
         save_sparse(model, tmp_path / "x.pt", min_sparsity=1.5)
+    with pytest.raises(ValueError, match="was never patched"):
+        save_sparse(LeNet300100(), tmp_path / "plain.pt")
