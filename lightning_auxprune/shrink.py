@@ -165,8 +165,17 @@ def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error",
             for item in group
             if names.get(id(item.dep.target.module)) in closed and graph.is_out_channel_pruning_fn(item.dep.handler)
         ]
-        group.prune()
-        if _outputs_match(current, inputs, reference, atol):
+        reason = (
+            "they are coupled (residual addition, concatenation or depthwise convolution) with channels "
+            "that stay open or with a layer that has no mask, so removing them changes the output"
+        )
+        try:
+            group.prune()
+            same = _outputs_match(current, inputs, reference, atol)
+        except (RuntimeError, ValueError, IndexError) as err:  # e.g. grouped convs Torch-Pruning cannot split
+            reason = f"Torch-Pruning cannot remove them from this dependency group ({type(err).__name__}: {err})"
+            same = False
+        if same:
             for target, idxs in touched:
                 for i in reversed(idxs):
                     del closed[target][i]
@@ -174,10 +183,6 @@ def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error",
             continue
         current = snapshot
         graph = tp.DependencyGraph().build_dependency(current, example_inputs=inputs)
-        reason = (
-            "they are coupled (residual addition, concatenation or depthwise convolution) with channels "
-            "that stay open or with a layer that has no mask, so removing them changes the output"
-        )
         message = (
             f"Cannot remove the {len(candidates)} closed units of layer {name!r}: {reason}. Exclude the coupled "
             "layers from neuron pruning (or mask them together), or pass on_unsafe='skip'."

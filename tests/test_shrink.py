@@ -106,3 +106,50 @@ def test_loading_into_the_wrong_architecture(tmp_path):
     save_shrunk(shrink(model, torch.randn(2, 1, 28, 28)).model, str(tmp_path / "vgg.pt"))
     with pytest.raises(ValueError, match="does not fit ResNet20"):
         load_shrunk(ResNet20(), str(tmp_path / "vgg.pt"))
+
+
+class TwoBranches(nn.Module):
+    """Two conv branches concatenated along channels, then a (grouped) conv and a classifier."""
+
+    def __init__(self, groups=1):
+        super().__init__()
+        self.a = nn.Conv2d(1, 6, 3, padding=1)
+        self.bn_a = nn.BatchNorm2d(6)
+        self.b = nn.Conv2d(1, 4, 3, padding=1)
+        self.mix = nn.Conv2d(10, 10, 3, padding=1, groups=groups)
+        self.fc = nn.Linear(10, 3)
+
+    def forward(self, x):
+        y = torch.cat([torch.relu(self.bn_a(self.a(x))), torch.relu(self.b(x))], dim=1)
+        y = torch.relu(self.mix(y))
+        return self.fc(y.mean(dim=(2, 3)))
+
+
+def two_branches(groups):
+    model = build(lambda: TwoBranches(groups))
+    masks = patch_model(model, ["a", "b"], NEURON)
+    model.eval()(torch.zeros(1, 1, 8, 8))
+    with torch.no_grad():
+        masks["a"].aux[[0, 4]] = -1.0
+        masks["b"].aux[[1]] = -1.0
+    return model
+
+
+def test_concatenation():
+    model = two_branches(groups=1)
+    x = torch.randn(3, 1, 8, 8)
+    result = shrink(model, x)
+    with torch.no_grad():
+        torch.testing.assert_close(result.model(x), model(x), rtol=1e-4, atol=1e-5)
+    assert (result.model.a.out_channels, result.model.b.out_channels, result.model.mix.in_channels) == (4, 3, 7)
+
+
+def test_grouped_conv_that_cannot_be_split_is_reported():
+    model = two_branches(groups=2)
+    x = torch.randn(3, 1, 8, 8)
+    with pytest.raises(UnsafeShrinkError, match=r"layer 'a'.*Torch-Pruning cannot remove them"):
+        shrink(model, x)
+    with pytest.warns(UserWarning, match="Skipped"):
+        result = shrink(model, x, on_unsafe="skip")
+    with torch.no_grad():
+        torch.testing.assert_close(result.model(x), model(x), rtol=1e-4, atol=1e-5)
