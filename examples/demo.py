@@ -25,7 +25,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from examples.classifier import ImageClassifier
 from examples.data.fashion_mnist import FashionMNISTDataModule
 from examples.plot import plot_training
-from lightning_auxprune import AuxMaskPruning, bake, layer_stats, summarize
+from lightning_auxprune import AuxMaskPruning, bake, layer_stats, save_sparse, summarize
 
 
 def loggers(out: Path, name: str, wandb: bool) -> list[Logger]:
@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     summary = summarize(layer_stats(pruning.masks))
     baked = bake(pruned.net)
-    torch.save(baked.state_dict(), out / "lenet5_pruned_state_dict.pt")
+    dense_file, sparse_file = out / "lenet5_pruned_state_dict.pt", out / "lenet5_pruned_sparse.pt"
+    torch.save(baked.state_dict(), dense_file)
+    save_sparse(pruned.net, sparse_file)
     csv_logger = prune_trainer.loggers[0]
     plot = plot_training(
         Path(csv_logger.log_dir or out) / "metrics.csv",
@@ -115,6 +117,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "compression": summary.compression,
         "sparsity": summary.sparsity,
         "flops_ratio": flops_ratio,
+        "dense_file_bytes": dense_file.stat().st_size,
+        "sparse_file_bytes": sparse_file.stat().st_size,
         "dense_epochs": args.dense_epochs,
         "prune_epochs": args.prune_epochs,
         "strength": args.strength,
@@ -126,7 +130,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"\nLeNet-5 / Fashion-MNIST test accuracy: dense {dense_acc:.2%} ({args.dense_epochs} epochs) -> "
         f"pruned {pruned_acc:.2%} (+{args.prune_epochs} epochs with AuxMaskPruning)\n"
         f"compression {summary.compression:.1f}x (sparsity {summary.sparsity:.2%}), "
-        f"FLOPs kept {result['flops_ratio']:.2%}\nplot: {plot}\nsummary: {out / 'summary.json'}"
+        f"FLOPs kept {result['flops_ratio']:.2%}\n"
+        f"baked state_dict {result['dense_file_bytes']:,} bytes, CSR export {result['sparse_file_bytes']:,} bytes "
+        f"({result['dense_file_bytes'] / result['sparse_file_bytes']:.1f}x smaller)\n"
+        f"plot: {plot}\nsummary: {out / 'summary.json'}"
     )
     return result
 

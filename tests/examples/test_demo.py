@@ -36,6 +36,8 @@ def test_demo_quick_run_prints_and_writes_everything(tmp_path, fake_data_dir, ca
     assert 0.0 < result["flops_ratio"] < 1.0
     assert (out / "training.png").stat().st_size > 10_000
     assert (out / "lenet5_pruned_state_dict.pt").exists()
+    assert result["sparse_file_bytes"] < result["dense_file_bytes"]
+    assert "CSR export" in printed
     # TensorBoard event files and an offline W&B run holding our metric names
     assert list((out / "tb" / "pruned").rglob("events.out.tfevents.*"))
     runs = list((out / "wandb").glob("offline-run-*"))
