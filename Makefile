@@ -8,7 +8,7 @@ DATA ?= data
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 export WANDB_MODE ?= offline
 
-.PHONY: setup data demo test lint typecheck unit bench bench-quick docs clean
+.PHONY: setup data demo test lint typecheck unit bench bench-all docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,12 +40,24 @@ unit: data
 
 test: lint typecheck docs unit
 
-# Speed of shrunk models and of the CSR path (about 10 minutes on 2 cores). Writes
-# benchmarks/results/*.json and the generated tables docs/latency*.md, docs/sparse_linear.md.
-bench: setup
+# The benchmarks that were run for the docs (about 90 minutes on 2 cores): the LeNet-300-100
+# comparison (3 seeds), the ablations, the callback's cost, the speed of shrunk models and of
+# the CSR path. Writes benchmarks/results/* and the generated docs pages.
+bench: data
+	rm -f benchmarks/results/runs.jsonl benchmarks/results/ablation.jsonl
+	$(PY) -m benchmarks.compare --models lenet300100 --seeds 0 1 2
+	$(PY) -m benchmarks.ablation --seeds 0 --epochs 8
+	$(PY) -m benchmarks.cost
+	$(PY) -m benchmarks.report
 	$(PY) -m benchmarks.latency
 	$(PY) -m benchmarks.latency --fuse-bn --out benchmarks/results/latency_fused_bn.json --markdown docs/latency_fused_bn.md
 	$(PY) -m benchmarks.sparse_linear
+
+# The full grid of benchmarks/compare.py (LeNet-5 and VGG-like too): many hours on 2 cores.
+bench-all: data
+	rm -f benchmarks/results/runs.jsonl
+	$(PY) -m benchmarks.compare
+	$(PY) -m benchmarks.report
 
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet

@@ -1,0 +1,138 @@
+"""The peers AuxMaskPruning is compared with, as Lightning callbacks (benchmark code, not library).
+
+* :func:`cubic_sparsity`: Zhu & Gupta's (2017) schedule ``s_t = s_f (1 - (1 - p)^3)``.
+* :class:`GradualMagnitudePruning`: global magnitude pruning of all Linear/Conv weights at step
+  granularity following the cubic schedule; pruned weights are held at zero after every step.
+* :func:`lightning_model_pruning`: Lightning's built-in ``ModelPruning`` (global L1
+  unstructured), its per-epoch ``amount`` chosen so that the total follows the cubic schedule,
+  lottery-ticket reset off.
+* :class:`TorchPruningChannels`: Torch-Pruning's magnitude channel pruning applied once at a set
+  epoch, then ordinary fine-tuning (the structured peer of neuron-granularity AutoPrune).
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelPruning
+from torch import nn
+
+from lightning_auxprune.targets import SUPPORTED_TYPES, prunable_layers
+
+
+def cubic_sparsity(progress: float, final: float) -> float:
+    """Target sparsity at ``progress`` in [0, 1] of the pruning window.
+
+    Example:
+        >>> cubic_sparsity(0.0, 0.9), cubic_sparsity(1.0, 0.9)
+        (0.0, 0.9)
+    """
+    p = min(max(progress, 0.0), 1.0)
+    return final * (1.0 - (1.0 - p) ** 3)
+
+
+def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """All Linear/Conv layers of ``model``."""
+    return prunable_layers(model, tuple(SUPPORTED_TYPES.values()))
+
+
+def weight_of(layer: nn.Module) -> torch.Tensor:
+    """A Linear/Conv layer's weight, typed."""
+    return cast(torch.Tensor, layer.weight)
+
+
+class GradualMagnitudePruning(Callback):
+    """Global GMP with a cubic schedule between optimizer steps ``start`` and ``end``.
+
+    Args:
+        final_sparsity: Sparsity reached at ``end`` and kept afterwards.
+        start: First pruning step.
+        end: Step at which the final sparsity is reached.
+        every: Re-prune every ``every`` steps.
+    """
+
+    def __init__(self, final_sparsity: float, start: int, end: int, every: int = 50) -> None:
+        if not 0.0 <= final_sparsity < 1.0 or end <= start:
+            raise ValueError("need 0 <= final_sparsity < 1 and end > start")
+        self.final_sparsity, self.start, self.end, self.every = final_sparsity, start, end, every
+        self.masks: dict[str, torch.Tensor] = {}
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.layers = weight_layers(pl_module)
+
+    def _update_masks(self, sparsity: float) -> None:
+        weights = [weight_of(layer).detach().abs().flatten() for layer in self.layers.values()]
+        everything = torch.cat(weights)
+        k = int(sparsity * everything.numel())
+        if k == 0:
+            return
+        threshold = everything.kthvalue(k).values
+        for name, layer in self.layers.items():
+            self.masks[name] = weight_of(layer).detach().abs() > threshold
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        step = trainer.global_step
+        if self.start <= step and (step - self.start) % self.every == 0 and step <= self.end + self.every:
+            self._update_masks(cubic_sparsity((step - self.start) / (self.end - self.start), self.final_sparsity))
+        with torch.no_grad():
+            for name, mask in self.masks.items():
+                weight_of(self.layers[name]).mul_(mask)
+
+
+def lightning_model_pruning(model: nn.Module, final_sparsity: float, start_epoch: int, end_epoch: int) -> ModelPruning:
+    """Lightning's ``ModelPruning`` following the cubic schedule at epoch granularity."""
+    if end_epoch <= start_epoch:
+        raise ValueError("end_epoch must be > start_epoch")
+
+    def target(epoch: int) -> float:
+        return cubic_sparsity((epoch + 1 - start_epoch) / (end_epoch - start_epoch), final_sparsity)
+
+    def amount(epoch: int) -> float:
+        if epoch < start_epoch or epoch >= end_epoch:
+            return 0.0
+        before = target(epoch - 1) if epoch > start_epoch else 0.0
+        return 1.0 - (1.0 - target(epoch)) / (1.0 - before)  # fraction of the remaining weights
+
+    return ModelPruning(
+        "l1_unstructured",
+        parameters_to_prune=[(layer, "weight") for layer in weight_layers(model).values()],
+        use_global_unstructured=True,
+        amount=amount,
+        apply_pruning=lambda epoch: start_epoch <= epoch < end_epoch,
+        use_lottery_ticket_hypothesis=False,
+        make_pruning_permanent=True,
+        verbose=0,
+    )
+
+
+class TorchPruningChannels(Callback):
+    """Remove ``ratio`` of the channels of the given layers by L1 magnitude at epoch ``at_epoch``.
+
+    The optimizer is rebuilt after the physical removal (parameters change shape).
+    """
+
+    def __init__(self, include: list[str], ratio: float, at_epoch: int, example: torch.Tensor) -> None:
+        self.include, self.ratio, self.at_epoch, self.example = include, ratio, at_epoch, example
+        self.done = False
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.done or trainer.current_epoch != self.at_epoch:
+            return
+        import torch_pruning as tp
+
+        from lightning_auxprune.targets import select_layers
+
+        chosen = set(select_layers(pl_module, include=self.include))
+        ignored = [m for n, m in weight_layers(pl_module).items() if n not in chosen]
+        pruner = tp.pruner.MagnitudePruner(
+            pl_module,
+            self.example,
+            importance=tp.importance.MagnitudeImportance(p=1),
+            pruning_ratio=self.ratio,
+            ignored_layers=ignored,
+        )
+        pruner.step()
+        trainer.strategy.setup_optimizers(trainer)
+        self.done = True

@@ -1,0 +1,45 @@
+import json
+
+from benchmarks import compare, report
+
+
+def test_compare_quick_and_report(tmp_path, fake_data_dir):
+    runs = tmp_path / "runs.jsonl"
+    records = compare.main(
+        ["--quick", "--models", "lenet300100", "--seeds", "0", "--data-dir", str(fake_data_dir), "--out", str(runs)]
+    )
+    lines = [json.loads(line) for line in runs.read_text().splitlines()]
+    assert [r["method"] for r in lines] == compare.METHODS
+    assert len(records) == len(lines)
+    required = {"model", "method", "seed", "epochs", "dense_accuracy", "accuracy", "compression", "flops_ratio",
+                "step_time_ratio"}
+    for record in lines:
+        assert required <= set(record)
+        assert record["dense_accuracy"] == lines[0]["accuracy"]
+        assert 0.0 <= record["accuracy"] <= 1.0 and record["step_time_ratio"] > 0
+    by_method = {r["method"]: r for r in lines}
+    assert by_method["dense"]["compression"] == 1.0 and by_method["dense"]["flops_ratio"] == 1.0
+    assert by_method["gmp"]["compression"] > 1.5
+    assert by_method["modelpruning"]["compression"] > 1.5
+    assert by_method["torchpruning"]["flops_ratio"] < 0.9  # channels physically removed
+
+    summary_path, md, images = tmp_path / "summary.json", tmp_path / "results.md", tmp_path / "img"
+    summary = report.main(
+        ["--runs", str(runs), "--summary", str(summary_path), "--markdown", str(md), "--images", str(images)]
+    )
+    assert json.loads(summary_path.read_text()) == summary
+    methods = summary["lenet300100"]["methods"]
+    assert set(methods) == set(compare.METHODS)
+    assert methods["dense"]["compression_at_0.5pt"] == 1.0
+    assert (images / "pareto_lenet300100.png").stat().st_size > 10_000
+    assert "| gmp |" in md.read_text()
+
+
+def test_ablation_quick(tmp_path, fake_data_dir):
+    from benchmarks import ablation
+
+    out, md = tmp_path / "ablation.jsonl", tmp_path / "ablation.md"
+    records = ablation.main(["--quick", "--data-dir", str(fake_data_dir), "--out", str(out), "--markdown", str(md)])
+    assert [r.variant for r in records] == ["identity/sign/masked", "identity/sign/unmasked"]
+    assert len(out.read_text().splitlines()) == 2
+    assert "| identity | sign | masked |" in md.read_text()
