@@ -32,6 +32,7 @@ from benchmarks.peers import (
     weight_layers,
     weight_of,
 )
+from benchmarks.timing import quiet_cpu_trainer
 from examples.classifier import ImageClassifier
 from examples.data.fashion_mnist import FashionMNISTDataModule
 from lightning_auxprune import AuxMaskPruning, bake, find_masks, shrink
@@ -197,16 +198,8 @@ def run(
     model = ImageClassifier(arch=model_name, optimizer="adam", lr=1e-3)
     dense_reference = ImageClassifier(arch=model_name).net
     timer = StepTimer()
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[*callbacks_for(method, setting, model, epochs, steps, variant), timer],
+    trainer = quiet_cpu_trainer(
+        [*callbacks_for(method, setting, model, epochs, steps, variant), timer], max_epochs=epochs
     )
     trainer.fit(model, data)
     val_accuracy = float(trainer.callback_metrics["val/acc"])

@@ -25,7 +25,7 @@ import torch
 
 from benchmarks.compare import StepTimer
 from benchmarks.peers import lightning_model_pruning
-from benchmarks.timing import machine
+from benchmarks.timing import machine, quiet_cpu_trainer
 from examples.classifier import ImageClassifier
 from examples.data.fashion_mnist import FashionMNISTDataModule
 from lightning_auxprune import AuxMaskPruning
@@ -49,18 +49,7 @@ def one_run(method: str, data: FashionMNISTDataModule, steps: int) -> dict[str, 
         callbacks.insert(0, pruning)
     elif method == "modelpruning":
         callbacks.insert(0, lightning_model_pruning(model, 0.9, start_epoch=0, end_epoch=2))
-    trainer = L.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=callbacks,
-    )
+    trainer = quiet_cpu_trainer(callbacks, max_steps=steps, limit_val_batches=0)
     trainer.fit(model, data)
     result: dict[str, Any] = {"step_ms": timer.median_ms()}
     weights = [p for n, p in model.named_parameters() if not n.endswith(".aux")]

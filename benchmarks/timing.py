@@ -9,8 +9,23 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import lightning as L
 import torch
 from torch import nn
+
+
+def quiet_cpu_trainer(callbacks: list[Any], **kwargs: Any) -> L.Trainer:
+    """A single-device CPU Trainer with no logger, checkpoints, progress bar or sanity check."""
+    defaults: dict[str, Any] = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+    }
+    return L.Trainer(callbacks=callbacks, **{**defaults, **kwargs})
 
 
 def interleaved_medians(fns: list[Callable[[], Any]], repeats: int, warmup: int = 3) -> list[float]:

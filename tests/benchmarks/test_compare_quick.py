@@ -11,8 +11,17 @@ def test_compare_quick_and_report(tmp_path, fake_data_dir):
     lines = [json.loads(line) for line in runs.read_text().splitlines()]
     assert [r["method"] for r in lines] == compare.METHODS
     assert len(records) == len(lines)
-    required = {"model", "method", "seed", "epochs", "dense_accuracy", "accuracy", "compression", "flops_ratio",
-                "step_time_ratio"}
+    required = {
+        "model",
+        "method",
+        "seed",
+        "epochs",
+        "dense_accuracy",
+        "accuracy",
+        "compression",
+        "flops_ratio",
+        "step_time_ratio",
+    }
     for record in lines:
         assert required <= set(record)
         assert record["dense_accuracy"] == lines[0]["accuracy"]

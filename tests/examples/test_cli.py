@@ -18,35 +18,25 @@ def test_yaml_configs_build_the_callback(tmp_path, fake_data_dir):
         assert callbacks[0].schedule.freeze == expected["freeze"]
 
 
+def quick_fit(config, data_dir, root, strength, aux_lr, *extra):
+    """`fit` from a config on the fake data: 3 epochs, pruning from the start, no logger."""
+    overrides = {
+        "--data.data_dir": str(data_dir),
+        "--data.val_size": "100",
+        "--trainer.max_epochs": "3",
+        "--trainer.logger": "false",
+        "--trainer.default_root_dir": str(root),
+        "--trainer.enable_progress_bar": "false",
+        "--trainer.callbacks.init_args.warmup": "0",
+        "--trainer.callbacks.init_args.freeze": "null",
+        "--trainer.callbacks.init_args.strength": str(strength),
+        "--trainer.callbacks.init_args.aux_lr": str(aux_lr),
+    }
+    return main(["fit", "--config", str(config), *[x for kv in overrides.items() for x in kv], *extra])
+
+
 def test_cli_fit_runs_with_the_callback(tmp_path, fake_data_dir):
-    config = CONFIGS / "lenet300100_autoprune.yaml"
-    cli = main(
-        [
-            "fit",
-            "--config",
-            str(config),
-            "--data.data_dir",
-            str(fake_data_dir),
-            "--data.val_size",
-            "100",
-            "--trainer.max_epochs",
-            "3",
-            "--trainer.logger",
-            "false",
-            "--trainer.default_root_dir",
-            str(tmp_path),
-            "--trainer.enable_progress_bar",
-            "false",
-            "--trainer.callbacks.init_args.warmup",
-            "0",
-            "--trainer.callbacks.init_args.freeze",
-            "null",
-            "--trainer.callbacks.init_args.strength",
-            "0.01",
-            "--trainer.callbacks.init_args.aux_lr",
-            "0.2",
-        ]
-    )
+    cli = quick_fit(CONFIGS / "lenet300100_autoprune.yaml", fake_data_dir, tmp_path, 0.01, 0.2)
     assert float(cli.trainer.callback_metrics["auxprune/sparsity"]) > 0
 
 
@@ -56,37 +46,8 @@ def test_neuron_configs_train_and_shrink_exactly(tmp_path, fake_data_dir):
     from lightning_auxprune import shrink
 
     for arch in ("vgg", "resnet20", "mobilenetv2"):
-        cli = main(
-            [
-                "fit",
-                "--config",
-                str(CONFIGS / f"{arch}_neuron.yaml"),
-                "--data.data_dir",
-                str(fake_data_dir),
-                "--data.val_size",
-                "100",
-                "--data.batch_size",
-                "100",
-                "--data.train_subset",
-                "200",
-                "--trainer.max_epochs",
-                "3",
-                "--trainer.logger",
-                "false",
-                "--trainer.default_root_dir",
-                str(tmp_path),
-                "--trainer.enable_progress_bar",
-                "false",
-                "--trainer.callbacks.init_args.warmup",
-                "0",
-                "--trainer.callbacks.init_args.freeze",
-                "null",
-                "--trainer.callbacks.init_args.strength",
-                "0.05",
-                "--trainer.callbacks.init_args.aux_lr",
-                "0.5",
-            ]
-        )
+        small_data = ("--data.batch_size", "100", "--data.train_subset", "200")
+        cli = quick_fit(CONFIGS / f"{arch}_neuron.yaml", fake_data_dir, tmp_path, 0.05, 0.5, *small_data)
         model = cli.model
         assert float(cli.trainer.callback_metrics["auxprune/sparsity"]) > 0, arch
         x = torch.randn(4, 1, 28, 28)
