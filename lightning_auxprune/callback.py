@@ -259,13 +259,12 @@ class AuxMaskPruning(Callback):
                     continue
                 original = cast(torch.Tensor, stacks[tensor_name].original)
                 closed = mask.weight_gate(original) == 0
-                if closed.any():
-                    self._snapshot.append((original, closed, original.detach()[closed].clone()))
+                self._snapshot.append((original, closed, original.detach().clone()))
 
     def _restore_snapshot(self) -> None:
         with torch.no_grad():
-            for original, closed, values in self._snapshot:
-                original[closed] = values
+            for original, closed, before in self._snapshot:
+                original.copy_(torch.where(closed, before, original))
         self._snapshot.clear()
 
     @override

@@ -44,15 +44,18 @@ class MaskEvents:
         for name, mask in masks.items():
             now = mask.aux.detach() > 0
             before = self.previous.get(name)
-            if before is not None:
-                before = before.to(now.device)
-                pruned = int((before & ~now).sum())
-                recovered = int((~before & now).sum())
-                self.pruned_total += pruned
-                self.recovered_total += recovered
-                self.pruned_since += pruned
-                self.recovered_since += recovered
-            self.previous[name] = now.clone()
+            self.previous[name] = now
+            if before is None:
+                continue
+            flipped = now != before.to(now.device)
+            if not bool(flipped.any()):  # the common case: nothing changed since the last call
+                continue
+            recovered = int((flipped & now).sum())
+            pruned = int(flipped.sum()) - recovered
+            self.pruned_total += pruned
+            self.recovered_total += recovered
+            self.pruned_since += pruned
+            self.recovered_since += recovered
 
     def take(self) -> tuple[int, int]:
         """Return ``(pruned, recovered)`` since the last call and reset those counters.

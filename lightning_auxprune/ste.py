@@ -56,7 +56,7 @@ def ste_grad(scores: torch.Tensor, ste: SteName, alpha: float = 0.1, beta: float
     if ste == "relu":
         return hard_step(scores)
     if ste == "leaky_relu":
-        return torch.where(scores > 0, torch.ones_like(scores), torch.full_like(scores, alpha))
+        return torch.where(scores > 0, 1.0, alpha).to(scores.dtype)
     if ste == "softplus":
         return torch.sigmoid(beta * scores)
     check_choice("ste", ste, SteName)
