@@ -42,12 +42,12 @@ from lightning_auxprune.flops import LayerFlops
 GRID: dict[str, dict[str, Any]] = {
     "lenet300100": {
         "epochs": 16,
-        "gmp": [0.95, 0.98, 0.99, 0.995],
-        "modelpruning": [0.95, 0.98, 0.99, 0.995],
-        "autoprune": [1e-4, 2e-4, 4e-4, 8e-4],
-        "autoprune_maginit": [1e-4, 2e-4, 4e-4, 8e-4],
-        "autoprune_neuron": [3e-4, 1e-3],
-        "torchpruning": [0.5, 0.75],
+        "gmp": [0.95, 0.98, 0.99],
+        "modelpruning": [0.95, 0.98, 0.99],
+        "autoprune": [2e-4, 4e-4, 8e-4],
+        "autoprune_maginit": [2e-4, 4e-4, 8e-4],
+        "autoprune_neuron": [1e-3],
+        "torchpruning": [0.75],
         "neuron_layers": [r"net\.fc1", r"net\.fc2"],
     },
     "lenet5": {
@@ -240,19 +240,31 @@ def main(argv: list[str] | None = None) -> list[Record]:
     torch.set_num_threads(torch.get_num_threads())
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    done = {}  # runs already in the file are kept, not repeated: an interrupted benchmark resumes
+    if out.exists():
+        for line in out.read_text().splitlines():
+            old = Record(**json.loads(line))
+            done[(old.model, old.method, old.setting, old.seed, old.epochs)] = old
     records: list[Record] = []
     for model_name in args.models:
+        epochs = args.epochs or GRID[model_name]["epochs"]
         for seed in args.seeds:
-            dense = run(model_name, "dense", 0.0, seed, args)
-            dense.dense_accuracy, dense.step_time_ratio = dense.accuracy, 1.0
+            dense = done.get((model_name, "dense", 0.0, seed, epochs))
+            if dense is None:
+                dense = run(model_name, "dense", 0.0, seed, args)
+                dense.dense_accuracy, dense.step_time_ratio = dense.accuracy, 1.0
+                with out.open("a") as handle:
+                    handle.write(json.dumps(asdict(dense)) + "\n")
             records.append(dense)
-            with out.open("a") as handle:
-                handle.write(json.dumps(asdict(dense)) + "\n")
             for method in args.methods:
                 if method == "dense":
                     continue
                 settings = GRID[model_name][method][:1] if args.quick else GRID[model_name][method]
                 for setting in settings:
+                    previous = done.get((model_name, method, setting, seed, epochs))
+                    if previous is not None:
+                        records.append(previous)
+                        continue
                     record = run(model_name, method, setting, seed, args)
                     record.dense_accuracy = dense.accuracy
                     record.step_time_ratio = record.step_ms / dense.step_ms

@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"Extra tensor memory of AuxMaskPruning (weights of the model: {results['weight_bytes']:,} bytes): "
             f"auxiliary parameters {extra['aux_param_bytes']:,} bytes, their Adam state "
             f"{extra['aux_optimizer_bytes']:,} bytes, mask snapshot for event counting "
-            f"{extra['event_snapshot_bytes']:,} bytes; plus, during each optimizer step, a copy of the pruned "
-            "weights' values (at most the weights' size).",
+            f"{extra['event_snapshot_bytes']:,} bytes; plus, during each optimizer step, "
+            "a copy of the masked weights (restored where pruned afterwards).",
             "",
         ]
     )

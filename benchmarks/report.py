@@ -79,7 +79,7 @@ def plot(table: dict[str, dict[tuple[str, float], dict[str, Any]]], folder: Path
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for method in sorted({m for m, _ in rows}):
             points = sorted((v for (m, _), v in rows.items() if m == method), key=lambda v: v["compression"][0])
-            for axis, key, scale in ((axes[0], "compression", "log"), (axes[1], "flops_ratio", "linear")):
+            for axis, key, scale in ((axes[0], "compression", "log"), (axes[1], "flops_ratio", "log")):
                 axis.errorbar(
                     [p[key][0] for p in points],
                     [100 * p["accuracy"][0] for p in points],

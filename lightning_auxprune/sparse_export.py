@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from typing import IO, Any
 
 import torch
@@ -75,7 +76,9 @@ def sparse_state(model: nn.Module, min_sparsity: float = 0.5, require_masks: boo
     return {"format": FORMAT, "tensors": tensors}
 
 
-def save_sparse(model: nn.Module, file: str | IO[bytes], min_sparsity: float = 0.5, require_masks: bool = True) -> None:
+def save_sparse(
+    model: nn.Module, file: str | os.PathLike[str] | IO[bytes], min_sparsity: float = 0.5, require_masks: bool = True
+) -> None:
     """Save ``model`` (baked first) in the compact sparse format.
 
     Args:
@@ -87,7 +90,7 @@ def save_sparse(model: nn.Module, file: str | IO[bytes], min_sparsity: float = 0
     torch.save(sparse_state(model, min_sparsity, require_masks), file)
 
 
-def load_sparse(file: str | IO[bytes]) -> dict[str, torch.Tensor]:
+def load_sparse(file: str | os.PathLike[str] | IO[bytes]) -> dict[str, torch.Tensor]:
     """Read a file written by :func:`save_sparse` back into a dense ``state_dict``.
 
     Raises:
