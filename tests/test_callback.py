@@ -251,3 +251,17 @@ def test_gradient_accumulation_and_bf16_mixed_precision(tmp_path):
     assert len(rows) == 16  # once per optimizer step (epoch ends coincide with a step log)
     assert float(rows[-1]["auxprune/sparsity"]) > 0.05
     assert all(m.aux.dtype == torch.float32 for m in cb.masks.values())
+
+
+def test_callback_shrink_removes_closed_units(tmp_path):
+    torch.manual_seed(0)
+    model = TinyNet()
+    cb = AuxMaskPruning(strength=5e-3, aux_lr=0.1, granularity="neuron", include=["fc1"], print_table=False)
+    tiny_trainer(tmp_path, 4, [cb]).fit(model, toy_loader())
+    closed = int((cb.masks["fc1"].aux <= 0).sum())
+    assert closed > 0
+    result = cb.shrink(model, torch.randn(4, 16))
+    assert result.model.fc1.out_features == 32 - closed and result.model.fc2.in_features == 32 - closed
+    x = torch.randn(6, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(result.model(x), model.eval()(x), rtol=1e-4, atol=1e-5)
