@@ -139,9 +139,10 @@ def aux_lr(optimizer: torch.optim.Optimizer, base: float, mode: AuxLrMode) -> fl
         0.005
 
     """
-    check_choice("aux_lr_mode", mode, AuxLrMode)
     if mode == "fixed":
         return base
+    if mode != "follow":  # validated only off the common path: this runs several times per step
+        check_choice("aux_lr_mode", mode, AuxLrMode)
     first = optimizer.param_groups[0]
     initial = first.get("initial_lr", first["lr"])
     return base * (first["lr"] / initial) if initial else base
