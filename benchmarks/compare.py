@@ -46,16 +46,18 @@ GRID: dict[str, dict[str, Any]] = {
         "modelpruning": [0.95, 0.98, 0.99],
         "autoprune": [2e-4, 4e-4, 8e-4],
         "autoprune_maginit": [2e-4, 4e-4, 8e-4],
+        "autoprune_target": [0.95, 0.98, 0.99],
         "autoprune_neuron": [1e-3],
         "torchpruning": [0.75],
         "neuron_layers": [r"net\.fc1", r"net\.fc2"],
     },
     "lenet5": {
-        "epochs": 12,
-        "gmp": [0.95, 0.98, 0.99],
+        "epochs": 8,
+        "gmp": [0.98, 0.99, 0.995],
         "modelpruning": [0.95, 0.98, 0.99],
-        "autoprune": [1.5e-4, 3e-4, 5e-4],
+        "autoprune": [3e-4, 5e-4],
         "autoprune_maginit": [1.5e-4, 3e-4, 5e-4],
+        "autoprune_target": [0.95, 0.98, 0.99],
         "autoprune_neuron": [3e-4, 1e-3],
         "torchpruning": [0.5, 0.75],
         "neuron_layers": [r"net\.conv1", r"net\.conv2", r"net\.fc1"],
@@ -66,12 +68,22 @@ GRID: dict[str, dict[str, Any]] = {
         "modelpruning": [0.9, 0.95],
         "autoprune": [3e-4],
         "autoprune_maginit": [3e-4],
+        "autoprune_target": [0.9, 0.95],
         "autoprune_neuron": [3e-4, 1e-3],
         "torchpruning": [0.5, 0.75],
         "neuron_layers": [r"net\.features\.\d+", r"net\.classifier\.1"],
     },
 }
-METHODS = ["dense", "modelpruning", "gmp", "autoprune", "autoprune_maginit", "autoprune_neuron", "torchpruning"]
+METHODS = [
+    "dense",
+    "modelpruning",
+    "gmp",
+    "autoprune",
+    "autoprune_maginit",
+    "autoprune_target",
+    "autoprune_neuron",
+    "torchpruning",
+]
 
 
 @dataclass
@@ -120,7 +132,8 @@ def callbacks_for(
     ``variant`` overrides AuxMaskPruning arguments (ablations).
     Magnitude peers prune from epoch 1 to 3/4 of the budget (cubic schedule) and fine-tune after;
     AutoPrune warms up 1 epoch, prunes, and freezes its masks for the last quarter (``_maginit``:
-    M initialised proportional to |W| instead of constant); Torch-Pruning
+    M initialised proportional to |W| instead of constant; ``_target``: the setting is a target
+    sparsity that lambda is controlled to follow, reached 2 epochs before the freeze); Torch-Pruning
     removes channels after the first quarter and fine-tunes for the rest.
     """
     per_epoch = steps // epochs
@@ -133,8 +146,11 @@ def callbacks_for(
         return [lightning_model_pruning(model, setting, start_epoch=1, end_epoch=freeze)]
     if method.startswith("autoprune"):
         neuron = method == "autoprune_neuron"
+        target = method == "autoprune_target"
         options: dict[str, Any] = {
-            "strength": setting,
+            "strength": 1e-4 if target else setting,
+            "target_sparsity": setting if target else None,
+            "ramp": max(1, freeze - 3) if target else 0,
             "aux_lr": 5e-3,
             "init": "magnitude" if method == "autoprune_maginit" else "constant",
             "granularity": "neuron" if neuron else "weight",

@@ -35,6 +35,7 @@ from typing_extensions import override
 
 from lightning_auxprune.aux_group import AuxLrMode, align_schedulers, attach_aux_group, aux_lr, set_aux_lr
 from lightning_auxprune.bake import bake
+from lightning_auxprune.controller import TargetController
 from lightning_auxprune.events import MaskEvents
 from lightning_auxprune.flops import LayerFlops
 from lightning_auxprune.options import (
@@ -67,7 +68,7 @@ class AuxMaskPruning(Callback):
     estimator, the correlation-consistent sign rule, and the regularizer ``strength * R(h(M))``.
 
     Args:
-        strength: lambda, the regularizer strength (>= 0).
+        strength: lambda, the regularizer strength (>= 0); with a target, lambda's initial value.
         regularizer: ``"count"`` (R = number of open masks) or ``"l1"`` (R = sum |M|).
         granularity: ``"weight"`` or ``"neuron"`` (one mask per output unit / filter).
         ste: ``"identity"``, ``"relu"``, ``"leaky_relu"`` or ``"softplus"``.
@@ -85,11 +86,18 @@ class AuxMaskPruning(Callback):
         layer_types: Layer type names to prune; default ``["Linear", "Conv1d", "Conv2d", "Conv3d"]``.
         unit: Unit of ``warmup``, ``ramp`` and ``freeze``: ``"epoch"`` or ``"step"``.
         warmup: Dense warm-up length before masks start to move.
-        ramp: Length of the linear lambda ramp after warm-up (0: constant lambda).
+        ramp: Length of the linear lambda ramp after warm-up (0: constant lambda); with a
+            target, the length of the target's cubic ramp (0: it ramps until ``freeze``).
         freeze: When masks freeze for a final W-only fine-tune (``None``: never).
         restore_pruned_weights: With ``weight_grad="masked"``, put pruned weights back to their
             pre-step values after each optimizer step, so weight decay and momentum cannot move
             them and a recovered weight returns with its old value.
+        target_sparsity: Fraction of the masked weights to prune. lambda is then controlled
+            (:class:`~lightning_auxprune.controller.TargetController`) so that the pruned fraction
+            follows a cubic ramp from 0 at ``warmup`` to this value.
+        target_flops: Fraction of the model's dense FLOPs to keep (e.g. ``0.25``); controlled the
+            same way. At most one of ``target_sparsity`` and ``target_flops``.
+        target_gain: The controller's gain (log-lambda change per step per unit of error).
         log_every_n_steps: Log every N optimizer steps (default: the Trainer's
             ``log_every_n_steps``); statistics are also logged at every epoch end.
         print_table: Print the per-layer table at the end of ``fit``.
@@ -123,6 +131,9 @@ class AuxMaskPruning(Callback):
         ramp: float = 0.0,
         freeze: float | None = None,
         restore_pruned_weights: bool = True,
+        target_sparsity: float | None = None,
+        target_flops: float | None = None,
+        target_gain: float = 0.1,
         log_every_n_steps: int | None = None,
         print_table: bool = True,
     ) -> None:
@@ -147,6 +158,8 @@ class AuxMaskPruning(Callback):
         for name, patterns in (("include", include), ("exclude", exclude)):
             if isinstance(patterns, str):
                 raise TypeError(f"{name} must be a list of regexes, not the string {patterns!r}: use [{patterns!r}].")
+        self.controller = self._make_controller(target_sparsity, target_flops, target_gain)
+        self.target_metric = "flops" if target_flops is not None else "sparsity"
         self.regularizer: RegularizerName = regularizer
         self.aux_lr = aux_lr
         self.aux_lr_mode: AuxLrMode = aux_lr_mode
@@ -167,6 +180,28 @@ class AuxMaskPruning(Callback):
         self._last_logged_step = -1
         self._batch_idx = 0
         self._snapshot: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def _make_controller(
+        self, target_sparsity: float | None, target_flops: float | None, gain: float
+    ) -> TargetController | None:
+        if target_sparsity is not None and target_flops is not None:
+            raise ValueError("Give target_sparsity or target_flops, not both.")
+        if target_sparsity is None and target_flops is None:
+            return None
+        if target_sparsity is not None and not 0.0 < target_sparsity < 1.0:
+            raise ValueError(
+                f"target_sparsity={target_sparsity} is the fraction of weights to prune: use a value in (0, 1)."
+            )
+        if target_flops is not None and not 0.0 < target_flops < 1.0:
+            raise ValueError(f"target_flops={target_flops} is the fraction of FLOPs to keep: use a value in (0, 1).")
+        final = target_sparsity if target_sparsity is not None else 1.0 - cast(float, target_flops)
+        start = self.schedule.warmup
+        end = start + self.schedule.ramp if self.schedule.ramp > 0 else self.schedule.freeze
+        if end is None:
+            raise ValueError("A target needs to know when to reach it: set ramp > 0 or freeze.")
+        if self.schedule.strength <= 0:
+            raise ValueError("With a target, strength is lambda's initial value and must be > 0 (e.g. 1e-4).")
+        return TargetController(final=final, start=start, end=end, strength=self.schedule.strength, gain=gain)
 
     # ------------------------------------------------------------------ set-up
     @override
@@ -242,12 +277,34 @@ class AuxMaskPruning(Callback):
         self._apply_aux_lr(trainer)
         position = self._position(trainer)
         if self.schedule.phase(position) == "pruning":
-            add_regularizer_grad(self.masks.values(), self.regularizer, self.schedule.lambda_at(position))
+            add_regularizer_grad(self.masks.values(), self.regularizer, self._strength(trainer, position))
         else:
             for mask in self.masks.values():
                 mask.aux.grad = None
         if self.restore_pruned_weights and self.options.weight_grad == "masked":
             self._take_snapshot()
+
+    def _strength(self, trainer: Trainer, position: float) -> float:
+        """The regularizer strength for this step: scheduled, or moved by the controller towards its target."""
+        if self.controller is None:
+            return self.schedule.lambda_at(position)
+        return self.controller.update(position, self._removed_fraction(trainer))
+
+    def _removed_fraction(self, trainer: Trainer) -> float:
+        """The controlled quantity: pruned fraction of masked weights, or of the dense FLOPs."""
+        stats = layer_stats(self.masks)
+        if self.target_metric == "sparsity":
+            return summarize(stats).sparsity
+        if not self.flops.ready:
+            return 0.0
+        module = trainer.lightning_module
+        floor = self.flops.ratio(module, {s.name: 0.0 for s in stats})
+        if self.controller is not None and floor > 1.0 - self.controller.final:
+            raise MisconfigurationException(
+                f"target_flops={1.0 - self.controller.final:g} cannot be reached: the layers left dense hold "
+                f"{floor:.1%} of the FLOPs. Prune more layers (include/exclude) or raise target_flops."
+            )
+        return 1.0 - self.flops.ratio(module, {s.name: s.density for s in stats})
 
     def _take_snapshot(self) -> None:
         """Remember the values of pruned weights (and gated biases) before the optimizer step."""
@@ -295,6 +352,21 @@ class AuxMaskPruning(Callback):
         self.last_table = layer_table(layer_stats(self.masks), dense)
         if self.print_table:
             rank_zero_info("AuxMaskPruning per-layer result:\n" + self.last_table)
+        self._check_target_reached(trainer)
+
+    def _check_target_reached(self, trainer: Trainer) -> None:
+        """Warn when the controlled quantity ended far (> 25% in kept fraction) from its target."""
+        if self.controller is None or self.schedule.phase(self._position(trainer)) == "warmup":
+            return
+        kept, wanted = 1.0 - self._removed_fraction(trainer), 1.0 - self.controller.final
+        if not 0.8 <= kept / wanted <= 1.25:
+            what = "weights" if self.target_metric == "sparsity" else "FLOPs"
+            rank_zero_warn(
+                f"AuxMaskPruning kept {kept:.4g} of the {what} instead of the target {wanted:.4g} "
+                f"(lambda ended at {self.controller.strength:.3g}). Give the controller more steps "
+                "(a longer ramp, a later freeze), or change target_gain: smaller if it overshot, larger if "
+                "it lagged. Masks the data gradient alone closes cannot be reopened by lowering lambda."
+            )
 
     # --------------------------------------------------------------- logging
     def metrics(self, trainer: Trainer) -> dict[str, float]:
@@ -305,18 +377,25 @@ class AuxMaskPruning(Callback):
         metrics: dict[str, float] = {
             "auxprune/sparsity": summary.sparsity,
             "auxprune/compression": summary.compression,
-            "auxprune/lambda": self.schedule.lambda_at(position),
+            "auxprune/lambda": self._logged_strength(position),
             "auxprune/phase": float(PHASE_CODE[self.schedule.phase(position)]),
             "auxprune/regularizer": regularizer_value(self.masks.values(), self.regularizer),
             "auxprune/pruned_total": float(self.events.pruned_total),
             "auxprune/recovered_total": float(self.events.recovered_total),
         }
+        if self.controller is not None:
+            metrics["auxprune/target"] = self.controller.target_at(position)
         for s in stats:
             metrics[f"auxprune/density/{s.name}"] = s.density
         if self.flops.ready:
             module = trainer.lightning_module
             metrics["auxprune/flops_ratio"] = self.flops.ratio(module, {s.name: s.density for s in stats})
         return metrics
+
+    def _logged_strength(self, position: float) -> float:
+        if self.controller is None or self.schedule.phase(position) != "pruning":
+            return self.schedule.lambda_at(position)
+        return self.controller.strength
 
     def _log(self, trainer: Trainer, metrics: dict[str, float] | None = None) -> None:
         metrics = dict(metrics or self.metrics(trainer))
@@ -338,6 +417,7 @@ class AuxMaskPruning(Callback):
             "options": asdict(self.options),
             "schedule": asdict(self.schedule),
             "regularizer": self.regularizer,
+            "controller": self.controller.state_dict() if self.controller is not None else None,
         }
 
     @override
@@ -349,6 +429,15 @@ class AuxMaskPruning(Callback):
             raise MisconfigurationException(
                 f"The checkpoint was trained with mask options {state_dict['options']}, this callback has "
                 f"{asdict(self.options)}. Resume with the same options."
+            )
+        saved = state_dict.get("controller")
+        if self.controller is not None and saved is not None:
+            self.controller.load_state_dict(saved)
+        elif (self.controller is None) != (saved is None):
+            rank_zero_warn(
+                "Resuming with a different target setting: the checkpoint was trained "
+                f"{'with' if saved is not None else 'without'} a lambda controller, this callback "
+                f"{'has' if self.controller is not None else 'has none'}."
             )
         if state_dict["schedule"] != asdict(self.schedule) or state_dict["regularizer"] != self.regularizer:
             rank_zero_warn(

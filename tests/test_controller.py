@@ -1,0 +1,67 @@
+import math
+
+import pytest
+
+from lightning_auxprune.controller import TargetController
+
+
+def make(**kwargs):
+    defaults = dict(final=0.9, start=1.0, end=11.0, strength=1e-4, gain=0.5)
+    defaults.update(kwargs)
+    return TargetController(**defaults)
+
+
+def test_target_is_a_cubic_ramp_from_zero_to_final():
+    c = make()
+    assert c.target_at(0.0) == 0.0
+    assert c.target_at(1.0) == 0.0
+    assert c.target_at(6.0) == pytest.approx(0.9 * (1 - 0.5**3))
+    assert c.target_at(11.0) == pytest.approx(0.9)
+    assert c.target_at(50.0) == pytest.approx(0.9)
+    values = [c.target_at(1.0 + i / 10) for i in range(101)]
+    assert values == sorted(values)
+    # cubic: front-loaded, more than half of the final value at a third of the ramp
+    assert c.target_at(1.0 + 10 / 3) > 0.45 * 2 / 2
+
+
+def test_lambda_moves_by_the_exponential_of_the_error():
+    c = make(gain=2.0)
+    assert c.update(6.0, achieved=0.5) == pytest.approx(1e-4 * math.exp(2.0 * (c.target_at(6.0) - 0.5)))
+    before = c.strength
+    assert c.update(11.0, achieved=0.95) < before  # ahead of the target: lambda shrinks
+    on_target = c.strength
+    assert c.update(11.0, achieved=0.9) == pytest.approx(on_target)  # on target: unchanged
+
+
+def test_lambda_stays_within_its_bounds():
+    c = make(gain=100.0, min_strength=1e-6, max_strength=1e-2)
+    for _ in range(10):
+        c.update(11.0, achieved=0.0)
+    assert c.strength == 1e-2
+    for _ in range(20):
+        c.update(11.0, achieved=1.0)
+    assert c.strength == 1e-6
+
+
+def test_state_dict_round_trip():
+    c = make()
+    c.update(8.0, achieved=0.1)
+    other = make()
+    other.load_state_dict(c.state_dict())
+    assert other.strength == c.strength != 1e-4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"final": 1.0}, r"must be a fraction in \(0, 1\)"),
+        ({"final": 0.0}, r"must be a fraction in \(0, 1\)"),
+        ({"end": 1.0}, "give a ramp > 0"),
+        ({"gain": 0.0}, "target_gain=0.0 must be > 0"),
+        ({"min_strength": 0.0}, "min_strength"),
+        ({"strength": 2.0}, "must lie in"),
+    ],
+)
+def test_bad_settings_are_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make(**kwargs)
