@@ -34,6 +34,7 @@ from torch import nn
 from typing_extensions import override
 
 from lightning_auxprune.aux_group import AuxLrMode, align_schedulers, attach_aux_group, aux_lr, set_aux_lr
+from lightning_auxprune.aux_sgd import AuxOptimizer, aux_sgd_step
 from lightning_auxprune.bake import bake
 from lightning_auxprune.controller import TargetController
 from lightning_auxprune.events import MaskEvents
@@ -79,6 +80,9 @@ class AuxMaskPruning(Callback):
         init: ``"constant"`` or ``"magnitude"``.
         init_scale: Scale of M's initial value (> 0).
         aux_lr: Learning rate of the ``"auxprune"`` parameter group.
+        aux_optimizer: What steps M: ``"shared"`` (the user's optimizer, through the
+            ``"auxprune"`` group) or ``"sgd"`` (plain SGD at the aux lr, applied by this callback,
+            see :mod:`lightning_auxprune.aux_sgd`; the group stays, without gradients).
         aux_lr_mode: ``"fixed"`` (the aux lr never changes; LR schedulers do not touch it) or
             ``"follow"`` (scaled by the factor the scheduler applies to parameter group 0).
         include: Regexes (full match on module names); only matching layers are pruned.
@@ -97,7 +101,9 @@ class AuxMaskPruning(Callback):
             follows a cubic ramp from 0 at ``warmup`` to this value.
         target_flops: Fraction of the model's dense FLOPs to keep (e.g. ``0.25``); controlled the
             same way. At most one of ``target_sparsity`` and ``target_flops``.
-        target_gain: The controller's gain (log-lambda change per step per unit of error).
+        target_gain: The controller's integral gain (log-lambda change per step per unit of
+            error; the error is the log-ratio of kept to wanted fractions).
+        target_p_gain: The controller's proportional gain (log-lambda offset per unit of error).
         log_every_n_steps: Log every N optimizer steps (default: the Trainer's
             ``log_every_n_steps``); statistics are also logged at every epoch end.
         print_table: Print the per-layer table at the end of ``fit``.
@@ -123,6 +129,7 @@ class AuxMaskPruning(Callback):
         init_scale: float = 1.0,
         aux_lr: float = 1e-2,
         aux_lr_mode: AuxLrMode = "fixed",
+        aux_optimizer: AuxOptimizer = "shared",
         include: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         layer_types: Sequence[str] | None = None,
@@ -133,7 +140,8 @@ class AuxMaskPruning(Callback):
         restore_pruned_weights: bool = True,
         target_sparsity: float | None = None,
         target_flops: float | None = None,
-        target_gain: float = 0.1,
+        target_gain: float = 0.01,
+        target_p_gain: float = 2.0,
         log_every_n_steps: int | None = None,
         print_table: bool = True,
     ) -> None:
@@ -151,6 +159,7 @@ class AuxMaskPruning(Callback):
         self.schedule = PruningSchedule(strength=strength, unit=unit, warmup=warmup, ramp=ramp, freeze=freeze)
         check_choice("regularizer", regularizer, RegularizerName)
         check_choice("aux_lr_mode", aux_lr_mode, AuxLrMode)
+        check_choice("aux_optimizer", aux_optimizer, AuxOptimizer)
         if aux_lr <= 0:
             raise ValueError(f"aux_lr={aux_lr} must be > 0; use freeze=... to stop the masks from moving.")
         if log_every_n_steps is not None and log_every_n_steps < 1:
@@ -158,11 +167,12 @@ class AuxMaskPruning(Callback):
         for name, patterns in (("include", include), ("exclude", exclude)):
             if isinstance(patterns, str):
                 raise TypeError(f"{name} must be a list of regexes, not the string {patterns!r}: use [{patterns!r}].")
-        self.controller = self._make_controller(target_sparsity, target_flops, target_gain)
+        self.controller = self._make_controller(target_sparsity, target_flops, target_gain, target_p_gain)
         self.target_metric = "flops" if target_flops is not None else "sparsity"
         self.regularizer: RegularizerName = regularizer
         self.aux_lr = aux_lr
         self.aux_lr_mode: AuxLrMode = aux_lr_mode
+        self.aux_optimizer: AuxOptimizer = aux_optimizer
         self.include = list(include) if include is not None else None
         self.exclude = list(exclude) if exclude is not None else None
         self.layer_types = list(layer_types) if layer_types is not None else None
@@ -182,7 +192,7 @@ class AuxMaskPruning(Callback):
         self._snapshot: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def _make_controller(
-        self, target_sparsity: float | None, target_flops: float | None, gain: float
+        self, target_sparsity: float | None, target_flops: float | None, gain: float, p_gain: float
     ) -> TargetController | None:
         if target_sparsity is not None and target_flops is not None:
             raise ValueError("Give target_sparsity or target_flops, not both.")
@@ -201,7 +211,9 @@ class AuxMaskPruning(Callback):
             raise ValueError("A target needs to know when to reach it: set ramp > 0 or freeze.")
         if self.schedule.strength <= 0:
             raise ValueError("With a target, strength is lambda's initial value and must be > 0 (e.g. 1e-4).")
-        return TargetController(final=final, start=start, end=end, strength=self.schedule.strength, gain=gain)
+        return TargetController(
+            final=final, start=start, end=end, strength=self.schedule.strength, gain=gain, p_gain=p_gain
+        )
 
     # ------------------------------------------------------------------ set-up
     @override
@@ -283,6 +295,8 @@ class AuxMaskPruning(Callback):
                 mask.aux.grad = None
         if self.restore_pruned_weights and self.options.weight_grad == "masked":
             self._take_snapshot()
+        if self.aux_optimizer == "sgd":
+            aux_sgd_step([m.aux for m in self.masks.values()], aux_lr(optimizer, self.aux_lr, self.aux_lr_mode))
 
     def _strength(self, trainer: Trainer, position: float) -> float:
         """The regularizer strength for this step: scheduled, or moved by the controller towards its target."""
@@ -363,7 +377,7 @@ class AuxMaskPruning(Callback):
             what = "weights" if self.target_metric == "sparsity" else "FLOPs"
             rank_zero_warn(
                 f"AuxMaskPruning kept {kept:.4g} of the {what} instead of the target {wanted:.4g} "
-                f"(lambda ended at {self.controller.strength:.3g}). Give the controller more steps "
+                f"(lambda ended at {self.controller.output:.3g}). Give the controller more steps "
                 "(a longer ramp, a later freeze), or change target_gain: smaller if it overshot, larger if "
                 "it lagged. Masks the data gradient alone closes cannot be reopened by lowering lambda."
             )
@@ -395,7 +409,7 @@ class AuxMaskPruning(Callback):
     def _logged_strength(self, position: float) -> float:
         if self.controller is None or self.schedule.phase(position) != "pruning":
             return self.schedule.lambda_at(position)
-        return self.controller.strength
+        return self.controller.output
 
     def _log(self, trainer: Trainer, metrics: dict[str, float] | None = None) -> None:
         metrics = dict(metrics or self.metrics(trainer))

@@ -219,6 +219,13 @@ def test_setup_errors(tmp_path, model, kwargs, error, match):
         ({"aux_lr_mode": "cosine"}, "Unknown aux_lr_mode"),
         ({"log_every_n_steps": 0}, "must be >= 1"),
         ({"layer_types": ["LSTM"]}, "Unsupported layer type"),
+        ({"aux_optimizer": "adam"}, "Unknown aux_optimizer='adam'"),
+        ({"target_sparsity": 0.5, "target_flops": 0.5, "freeze": 2}, "not both"),
+        ({"target_sparsity": 1.0, "freeze": 2}, r"target_sparsity=1.0 is the fraction of weights to prune"),
+        ({"target_flops": 0.0, "freeze": 2}, r"target_flops=0.0 is the fraction of FLOPs to keep"),
+        ({"target_sparsity": 0.5}, "set ramp > 0 or freeze"),
+        ({"target_sparsity": 0.5, "freeze": 2, "strength": 0.0}, "initial value and must be > 0"),
+        ({"target_sparsity": 0.5, "freeze": 2, "target_gain": 0.0}, "Need target_gain=0.0 > 0"),
     ],
 )
 def test_constructor_errors(kwargs, match):
@@ -265,3 +272,44 @@ def test_callback_shrink_removes_closed_units(tmp_path):
     x = torch.randn(6, 16)
     with torch.no_grad():
         torch.testing.assert_close(result.model(x), model.eval()(x), rtol=1e-4, atol=1e-5)
+
+
+def run_target(tmp_path, **kwargs):
+    torch.manual_seed(0)
+    model = TinyNet()
+    options = dict(aux_lr=0.05, unit="step", ramp=60, freeze=100, print_table=False, log_every_n_steps=10)
+    cb = AuxMaskPruning(**{**options, **kwargs})
+    logger = CSVLogger(tmp_path, name=str(sorted(kwargs.items())))
+    tiny_trainer(tmp_path, 13, [cb], logger=logger).fit(model, toy_loader())
+    return cb, read_rows(logger)
+
+
+@pytest.mark.parametrize("target", [0.3, 0.8])
+def test_target_sparsity_is_followed(tmp_path, target):
+    cb, rows = run_target(tmp_path, target_sparsity=target)
+    sparsity = float(rows[-1]["auxprune/sparsity"])
+    assert sparsity == pytest.approx(target, abs=0.06)
+    assert float(rows[-1]["auxprune/target"]) == pytest.approx(target)
+    lambdas = {float(r["auxprune/lambda"]) for r in rows if r["auxprune/phase"] == "1.0"}
+    assert len(lambdas) > 3  # lambda is steered, not constant
+    # once the ramp is over (step 60) it holds the target (the masks need ~20 steps to close first)
+    held = [float(r["auxprune/sparsity"]) for r in rows if int(r["step"]) >= 60]
+    assert held and all(abs(s - target) < 0.1 for s in held)
+
+
+def test_target_flops_is_followed(tmp_path):
+    cb, rows = run_target(tmp_path, target_flops=0.5)
+    assert float(rows[-1]["auxprune/flops_ratio"]) == pytest.approx(0.5, abs=0.06)
+
+
+def test_unreachable_flops_target_is_an_error(tmp_path):
+    cb = AuxMaskPruning(include=["fc2"], target_flops=0.2, freeze=2, print_table=False)
+    with pytest.raises(MisconfigurationException, match="cannot be reached: the layers left dense hold"):
+        tiny_trainer(tmp_path, 1, [cb]).fit(TinyNet(), toy_loader())
+
+
+def test_missed_target_is_reported(tmp_path):
+    # two steps of pruning cannot reach 90% sparsity
+    cb = AuxMaskPruning(aux_lr=0.01, unit="step", freeze=2, target_sparsity=0.9, print_table=False)
+    with pytest.warns(UserWarning, match="instead of the target 0.1"):
+        tiny_trainer(tmp_path, 1, [cb]).fit(TinyNet(), toy_loader())

@@ -6,7 +6,7 @@ from lightning_auxprune.controller import TargetController
 
 
 def make(**kwargs):
-    defaults = dict(final=0.9, start=1.0, end=11.0, strength=1e-4, gain=0.5)
+    defaults = dict(final=0.9, start=1.0, end=11.0, strength=1e-4)
     defaults.update(kwargs)
     return TargetController(**defaults)
 
@@ -21,26 +21,35 @@ def test_target_is_a_cubic_ramp_from_zero_to_final():
     values = [c.target_at(1.0 + i / 10) for i in range(101)]
     assert values == sorted(values)
     # cubic: front-loaded, more than half of the final value at a third of the ramp
-    assert c.target_at(1.0 + 10 / 3) > 0.45 * 2 / 2
+    assert c.target_at(1.0 + 10 / 3) > 0.9 / 2
 
 
-def test_lambda_moves_by_the_exponential_of_the_error():
-    c = make(gain=2.0)
-    assert c.update(6.0, achieved=0.5) == pytest.approx(1e-4 * math.exp(2.0 * (c.target_at(6.0) - 0.5)))
-    before = c.strength
+def test_lambda_is_a_proportional_integral_law_in_log_space():
+    c = make(gain=2.0, p_gain=5.0)
+    error = math.log(0.5 / (1 - c.target_at(6.0)))
+    assert c.update(6.0, achieved=0.5) == pytest.approx(1e-4 * math.exp(2.0 * error) * math.exp(5.0 * error))
+    assert c.strength == pytest.approx(1e-4 * math.exp(2.0 * error))  # the integral part keeps the push
+    before = c.output
     assert c.update(11.0, achieved=0.95) < before  # ahead of the target: lambda shrinks
-    on_target = c.strength
-    assert c.update(11.0, achieved=0.9) == pytest.approx(on_target)  # on target: unchanged
+    base = c.strength
+    assert c.update(11.0, achieved=0.9) == pytest.approx(base)  # on target: lambda is its integral part
+    assert c.strength == pytest.approx(base)
+
+
+def test_integral_only_controller():
+    c = make(gain=1.0, p_gain=0.0)
+    c.update(6.0, achieved=0.0)
+    assert c.output == c.strength > 1e-4
 
 
 def test_lambda_stays_within_its_bounds():
-    c = make(gain=100.0, min_strength=1e-6, max_strength=1e-2)
+    c = make(gain=100.0, p_gain=100.0, min_strength=1e-6, max_strength=1e-2)
     for _ in range(10):
         c.update(11.0, achieved=0.0)
-    assert c.strength == 1e-2
+    assert c.strength == c.output == 1e-2
     for _ in range(20):
         c.update(11.0, achieved=1.0)
-    assert c.strength == 1e-6
+    assert c.strength == c.output == 1e-6
 
 
 def test_state_dict_round_trip():
@@ -48,7 +57,8 @@ def test_state_dict_round_trip():
     c.update(8.0, achieved=0.1)
     other = make()
     other.load_state_dict(c.state_dict())
-    assert other.strength == c.strength != 1e-4
+    assert (other.strength, other.output) == (c.strength, c.output)
+    assert c.output != 1e-4
 
 
 @pytest.mark.parametrize(
@@ -57,7 +67,8 @@ def test_state_dict_round_trip():
         ({"final": 1.0}, r"must be a fraction in \(0, 1\)"),
         ({"final": 0.0}, r"must be a fraction in \(0, 1\)"),
         ({"end": 1.0}, "give a ramp > 0"),
-        ({"gain": 0.0}, "target_gain=0.0 must be > 0"),
+        ({"gain": 0.0}, r"Need target_gain=0.0 > 0"),
+        ({"p_gain": -1.0}, r"target_p_gain=-1.0 >= 0"),
         ({"min_strength": 0.0}, "min_strength"),
         ({"strength": 2.0}, "must lie in"),
     ],

@@ -11,14 +11,15 @@ from lightning_auxprune.aux_group import find_aux_group
 from tests.conftest import TinyNet, tiny_trainer, toy_loader
 
 
-def callback():
-    return AuxMaskPruning(strength=2e-3, aux_lr=0.05, unit="step", warmup=4, ramp=10, freeze=40, print_table=False)
+def callback(**kwargs):
+    options = dict(strength=2e-3, aux_lr=0.05, unit="step", warmup=4, ramp=10, freeze=40, print_table=False)
+    return AuxMaskPruning(**{**options, **kwargs})
 
 
-def run(tmp_path, epochs, ckpt_path=None, save=False):
+def run(tmp_path, epochs, ckpt_path=None, save=False, **kwargs):
     L.seed_everything(0)
     model = TinyNet(optimizer="adamw", weight_decay=1e-2, scheduler="step")
-    cb = callback()
+    cb = callback(**kwargs)
     callbacks = [cb]
     if save:
         callbacks.append(ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1))
@@ -47,6 +48,20 @@ def test_resume_equals_uninterrupted(tmp_path, split_epoch):
             torch.testing.assert_close(resumed_opt.state[p_res][name], full_opt.state[p_full][name], rtol=0, atol=0)
     assert resumed_cb.events.pruned_total == full_cb.events.pruned_total > 0
     assert resumed_cb.events.recovered_total == full_cb.events.recovered_total
+
+
+@pytest.mark.parametrize("aux_optimizer", ["shared", "sgd"])
+def test_resume_keeps_the_lambda_controller_state(tmp_path, aux_optimizer):
+    kwargs = dict(strength=1e-3, target_sparsity=0.6, aux_optimizer=aux_optimizer)
+    full_model, full_cb, _ = run(tmp_path / "full", 4, **kwargs)
+    run(tmp_path / "part", 2, save=True, **kwargs)
+    ckpt = next((tmp_path / "part" / "ckpt").glob("epoch=1-*.ckpt"))
+    resumed_model, resumed_cb, _ = run(tmp_path / "resumed", 4, ckpt_path=str(ckpt), **kwargs)
+    assert resumed_cb.controller.state_dict() == full_cb.controller.state_dict()
+    assert full_cb.controller.output != 1e-3  # the controller did move lambda
+    full_state, resumed_state = full_model.state_dict(), resumed_model.state_dict()
+    for key in full_state:
+        torch.testing.assert_close(resumed_state[key], full_state[key], rtol=0, atol=0, msg=key)
 
 
 def test_resume_with_other_options_is_refused(tmp_path):
