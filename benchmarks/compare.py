@@ -53,11 +53,11 @@ GRID: dict[str, dict[str, Any]] = {
     },
     "lenet5": {
         "epochs": 8,
-        "gmp": [0.98, 0.99, 0.995],
+        "gmp": [0.98, 0.99],
         "modelpruning": [0.95, 0.98, 0.99],
         "autoprune": [3e-4, 5e-4],
         "autoprune_maginit": [1.5e-4, 3e-4, 5e-4],
-        "autoprune_target": [0.95, 0.98, 0.99],
+        "autoprune_target": [0.98, 0.99, 0.995],
         "autoprune_neuron": [3e-4, 1e-3],
         "torchpruning": [0.5, 0.75],
         "neuron_layers": [r"net\.conv1", r"net\.conv2", r"net\.fc1"],

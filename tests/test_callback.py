@@ -286,7 +286,7 @@ def run_target(tmp_path, **kwargs):
 
 @pytest.mark.parametrize("target", [0.3, 0.8])
 def test_target_sparsity_is_followed(tmp_path, target):
-    cb, rows = run_target(tmp_path, target_sparsity=target)
+    _cb, rows = run_target(tmp_path, target_sparsity=target)
     sparsity = float(rows[-1]["auxprune/sparsity"])
     assert sparsity == pytest.approx(target, abs=0.06)
     assert float(rows[-1]["auxprune/target"]) == pytest.approx(target)
@@ -298,7 +298,7 @@ def test_target_sparsity_is_followed(tmp_path, target):
 
 
 def test_target_flops_is_followed(tmp_path):
-    cb, rows = run_target(tmp_path, target_flops=0.5)
+    _cb, rows = run_target(tmp_path, target_flops=0.5)
     assert float(rows[-1]["auxprune/flops_ratio"]) == pytest.approx(0.5, abs=0.06)
 
 
