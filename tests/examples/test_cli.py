@@ -16,6 +16,9 @@ def test_yaml_configs_build_the_callback(tmp_path, fake_data_dir):
         assert len(callbacks) == 1
         assert callbacks[0].schedule.strength == expected["strength"]
         assert callbacks[0].schedule.freeze == expected["freeze"]
+        if "target_sparsity" in expected:
+            assert callbacks[0].controller is not None
+            assert callbacks[0].controller.final == expected["target_sparsity"]
 
 
 def quick_fit(config, data_dir, root, strength, aux_lr, *extra):
