@@ -53,7 +53,7 @@ GRID: dict[str, dict[str, Any]] = {
     },
     "lenet5": {
         "epochs": 8,
-        "gmp": [0.98, 0.99],
+        "gmp": [0.98, 0.99, 0.995],
         "modelpruning": [0.95, 0.98, 0.99],
         "autoprune": [3e-4, 5e-4],
         "autoprune_maginit": [1.5e-4, 3e-4, 5e-4],
