@@ -11,9 +11,7 @@ and writes ``docs/ablation.md``.
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import statistics
 import sys
 from collections import defaultdict
@@ -21,7 +19,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.compare import Record, run
+from benchmarks.compare import Record
+from benchmarks.variants import common_arguments, run_variants
 
 STES = ["identity", "relu", "leaky_relu", "softplus"]
 RULES = ["sign", "chain"]
@@ -54,36 +53,16 @@ def markdown(records: list[dict[str, Any]], dense: dict[int, float], command: st
 
 def main(argv: list[str] | None = None) -> list[Record]:
     """Run every combination for each seed."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser = common_arguments(__doc__, "benchmarks/results/ablation.jsonl", "docs/ablation.md", [0])
     parser.add_argument("--strength", type=float, default=4e-4)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--data-dir", default="data")
-    parser.add_argument("--val-size", type=int, default=5000)
-    parser.add_argument("--train-subset", type=int, default=None)
-    parser.add_argument("--out", default="benchmarks/results/ablation.jsonl")
-    parser.add_argument("--markdown", default="docs/ablation.md")
-    parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.train_subset, args.val_size = 2, 400, 100
     combos = list(itertools.product(STES, RULES, WEIGHT_GRADS))
     if args.quick:
         combos = combos[:2]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    records: list[Record] = []
-    dense: dict[int, float] = {}
-    for seed in args.seeds:
-        dense[seed] = run("lenet300100", "dense", 0.0, seed, args).accuracy
-        for ste, rule, wgrad in combos:
-            variant = {"ste": ste, "rule": rule, "weight_grad": wgrad}
-            record = run("lenet300100", "autoprune", args.strength, seed, args, variant)
-            record.variant, record.dense_accuracy = f"{ste}/{rule}/{wgrad}", dense[seed]
-            records.append(record)
-            with out.open("a") as handle:
-                handle.write(json.dumps(asdict(record)) + "\n")
-            print(json.dumps(asdict(record)), flush=True)
+    variants = {f"{s}/{r}/{w}": {"ste": s, "rule": r, "weight_grad": w} for s, r, w in combos}
+    records, dense = run_variants("lenet300100", "autoprune", args.strength, variants, args, Path(args.out))
     command = " ".join(["python -m benchmarks.ablation", *(argv if argv is not None else sys.argv[1:])])
     Path(args.markdown).write_text(markdown([asdict(r) for r in records], dense, command))
     return records

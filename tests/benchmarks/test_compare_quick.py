@@ -52,3 +52,15 @@ def test_ablation_quick(tmp_path, fake_data_dir):
     assert [r.variant for r in records] == ["identity/sign/masked", "identity/sign/unmasked"]
     assert len(out.read_text().splitlines()) == 2
     assert "| identity | sign | masked |" in md.read_text()
+
+
+def test_switches_quick(tmp_path, fake_data_dir):
+    from benchmarks import switches
+
+    out, md = tmp_path / "switches.jsonl", tmp_path / "switches.md"
+    records = switches.main(["--quick", "--data-dir", str(fake_data_dir), "--out", str(out), "--markdown", str(md)])
+    assert [r.variant for r in records] == list(switches.VARIANTS)[:2]
+    assert all(r.method == "autoprune_target" and r.setting == 0.99 for r in records)
+    assert len(out.read_text().splitlines()) == 2
+    text = md.read_text()
+    assert "| init=magnitude |" in text and "target sparsity 0.99" in text

@@ -1,0 +1,53 @@
+"""Run one method under several named AuxMaskPruning overrides (shared by ablations and switches).
+
+Each seed gets one dense run (for the accuracy drop) and one run per variant; every record is
+appended to a JSONL file as soon as it exists, with ``variant`` set to its name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from benchmarks.compare import Record, run
+
+
+def run_variants(
+    model: str,
+    method: str,
+    setting: float,
+    variants: dict[str, dict[str, Any]],
+    args: argparse.Namespace,
+    out: Path,
+) -> tuple[list[Record], dict[int, float]]:
+    """Train ``variants`` for every seed in ``args.seeds``; return the records and dense accuracies."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    records: list[Record] = []
+    dense: dict[int, float] = {}
+    for seed in args.seeds:
+        dense[seed] = run(model, "dense", 0.0, seed, args).accuracy
+        for name, overrides in variants.items():
+            record = run(model, method, setting, seed, args, overrides)
+            record.variant, record.dense_accuracy = name, dense[seed]
+            records.append(record)
+            with out.open("a") as handle:
+                handle.write(json.dumps(asdict(record)) + "\n")
+            print(json.dumps(asdict(record)), flush=True)
+    return records, dense
+
+
+def common_arguments(description: str | None, out: str, markdown: str, seeds: list[int]) -> argparse.ArgumentParser:
+    """The command-line arguments every variant script takes."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", nargs="+", type=int, default=seeds)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--val-size", type=int, default=5000)
+    parser.add_argument("--train-subset", type=int, default=None)
+    parser.add_argument("--out", default=out)
+    parser.add_argument("--markdown", default=markdown)
+    parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images, two variants")
+    return parser
