@@ -451,7 +451,7 @@ class AuxMaskPruning(Callback):
             rank_zero_warn(
                 "Resuming with a different target setting: the checkpoint was trained "
                 f"{'with' if saved is not None else 'without'} a lambda controller, this callback "
-                f"{'has' if self.controller is not None else 'has none'}."
+                f"{'uses one' if self.controller is not None else 'does not'}."
             )
         if state_dict["schedule"] != asdict(self.schedule) or state_dict["regularizer"] != self.regularizer:
             rank_zero_warn(
