@@ -40,13 +40,15 @@ unit: data
 
 test: lint typecheck docs unit
 
-# The benchmarks that were run for the docs (about 90 minutes on 2 cores): the LeNet-300-100
-# comparison (3 seeds), the ablations, the callback's cost, the speed of shrunk models and of
-# the CSR path. Writes benchmarks/results/* and the generated docs pages.
+# The benchmarks that were run for the docs (about 3 hours on 2 cores): the LeNet-300-100 and
+# LeNet-5 comparisons (3 seeds), the ablations, the switches, the callback's cost, the speed of
+# shrunk models and of the CSR path. Writes benchmarks/results/* and the generated docs pages.
 bench: data
-	rm -f benchmarks/results/runs.jsonl benchmarks/results/ablation.jsonl
+	rm -f benchmarks/results/runs.jsonl benchmarks/results/ablation.jsonl benchmarks/results/switches.jsonl
 	$(PY) -m benchmarks.compare --models lenet300100 --seeds 0 1 2
+	$(PY) -m benchmarks.compare --models lenet5 --methods gmp autoprune_target --seeds 0 1 2
 	$(PY) -m benchmarks.ablation --seeds 0 --epochs 8
+	$(PY) -m benchmarks.switches --seeds 0
 	$(PY) -m benchmarks.cost
 	$(PY) -m benchmarks.report
 	$(PY) -m benchmarks.latency
