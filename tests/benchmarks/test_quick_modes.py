@@ -20,3 +20,17 @@ def test_sparse_linear_quick(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["sparsity"] for r in rows] == [0.9, 0.99]
     assert all(r["dense_ms"] > 0 and r["sparse_ms"] > 0 for r in rows)
+
+
+def test_cost_quick(tmp_path, fake_data_dir):
+    from benchmarks import cost
+
+    out, md = tmp_path / "cost.json", tmp_path / "cost.md"
+    results = cost.main(["--quick", "--data-dir", str(fake_data_dir), "--out", str(out), "--markdown", str(md)])
+    assert json.loads(out.read_text()) == results
+    assert set(results["step_ms"]) == {"dense", "auxprune", "auxprune_target", "modelpruning"}
+    assert all(v > 0 for v in results["step_ms"].values())
+    extra = results["extra_bytes"]
+    # one float per weight of the masked layers, Adam keeps two more
+    assert extra["aux_optimizer_bytes"] >= 2 * extra["aux_param_bytes"] > 0
+    assert "AuxMaskPruning, target_sparsity" in md.read_text()
