@@ -8,6 +8,7 @@ Example:
 
 from lightning_auxprune.bake import bake, bake_state_dict
 from lightning_auxprune.callback import AuxMaskPruning
+from lightning_auxprune.controller import TargetController
 from lightning_auxprune.flops import count_flops
 from lightning_auxprune.masked_weight import masked_weight
 from lightning_auxprune.options import MaskOptions
@@ -26,6 +27,7 @@ __all__ = [
     "PruningSchedule",
     "ShrinkResult",
     "SparseLinear",
+    "TargetController",
     "UnsafeShrinkError",
     "bake",
     "bake_state_dict",
