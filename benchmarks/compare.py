@@ -144,13 +144,12 @@ def callbacks_for(
         return [GradualMagnitudePruning(setting, start=per_epoch, end=freeze * per_epoch, every=max(1, per_epoch // 8))]
     if method == "modelpruning":
         return [lightning_model_pruning(model, setting, start_epoch=1, end_epoch=freeze)]
+    if method == "autoprune_target":
+        return [AuxMaskPruning.recipe(setting, epochs, print_table=False, **(variant or {}))]
     if method.startswith("autoprune"):
         neuron = method == "autoprune_neuron"
-        target = method == "autoprune_target"
         options: dict[str, Any] = {
-            "strength": 1e-4 if target else setting,
-            "target_sparsity": setting if target else None,
-            "ramp": max(1, freeze - 3) if target else 0,
+            "strength": setting,
             "aux_lr": 5e-3,
             "init": "magnitude" if method == "autoprune_maginit" else "constant",
             "granularity": "neuron" if neuron else "weight",

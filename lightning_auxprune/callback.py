@@ -191,6 +191,68 @@ class AuxMaskPruning(Callback):
         self._batch_idx = 0
         self._snapshot: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
+    @classmethod
+    def paper(cls, strength: float = 1e-4, aux_lr: float = 1e-2, **overrides: Any) -> AuxMaskPruning:
+        """The method as the paper describes it, nothing added.
+
+        Constant lambda, ``R = sum h(M)``, leaky-ReLU STE, correlation-consistent sign rule for M,
+        masked W gradient, constant M init, M trained by your optimizer, no warm-up, no freeze,
+        no target.
+
+        The choices are spelled out here, so they stay the paper's even if the defaults change.
+        ``overrides`` are any other constructor arguments (layer selection, logging, ...).
+
+        Example:
+            >>> cb = AuxMaskPruning.paper(strength=3e-4, exclude=["fc2"])
+            >>> cb.options.rule, cb.controller is None, cb.schedule.freeze
+            ('sign', True, None)
+
+        """
+        paper: dict[str, Any] = {
+            "regularizer": "count",
+            "ste": "leaky_relu",
+            "rule": "sign",
+            "weight_grad": "masked",
+            "init": "constant",
+            "aux_optimizer": "shared",
+            "warmup": 0.0,
+            "ramp": 0.0,
+            "freeze": None,
+        }
+        clash = sorted(set(paper) & set(overrides))
+        if clash:
+            raise ValueError(f"{clash} are fixed by the paper preset; use AuxMaskPruning(...) to change them.")
+        return cls(strength=strength, aux_lr=aux_lr, **paper, **overrides)
+
+    @classmethod
+    def recipe(cls, target_sparsity: float, max_epochs: int, **overrides: Any) -> AuxMaskPruning:
+        """The benchmarked recipe: prune to ``target_sparsity`` within a ``max_epochs`` budget.
+
+        One dense warm-up epoch; lambda (from 1e-4) is steered so that the pruned fraction
+        follows a cubic ramp that reaches the target 2 epochs before the masks freeze at 3/4 of
+        the budget; ``aux_lr=5e-3``; the rest as :meth:`paper`. This is ``autoprune_target`` of
+        ``benchmarks/compare.py``; docs/benchmarks.md has what it measured, including where it
+        loses to gradual magnitude pruning. ``overrides`` replace any of these arguments.
+
+        Example:
+            >>> cb = AuxMaskPruning.recipe(0.99, max_epochs=16)
+            >>> cb.schedule.warmup, cb.schedule.ramp, cb.schedule.freeze, cb.controller.final
+            (1.0, 9, 12, 0.99)
+
+        """
+        if max_epochs < 2:
+            raise ValueError(f"max_epochs={max_epochs}: the recipe needs at least 2 epochs (1 of them dense).")
+        freeze = max(2, round(0.75 * max_epochs))
+        settings: dict[str, Any] = {
+            "strength": 1e-4,
+            "aux_lr": 5e-3,
+            "target_sparsity": target_sparsity,
+            "warmup": 1.0,
+            "ramp": max(1, freeze - 3),
+            "freeze": freeze,
+        }
+        return cls(**{**settings, **overrides})
+
     def _make_controller(
         self, target_sparsity: float | None, target_flops: float | None, gain: float, p_gain: float
     ) -> TargetController | None:

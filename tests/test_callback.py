@@ -319,3 +319,32 @@ def test_missed_target_is_reported(tmp_path):
     cb = AuxMaskPruning(aux_lr=0.01, unit="step", freeze=2, target_sparsity=0.9, print_table=False)
     with pytest.warns(UserWarning, match="instead of the target 0.1"):
         tiny_trainer(tmp_path, 1, [cb]).fit(TinyNet(), toy_loader())
+
+
+def test_paper_preset_spells_out_the_papers_choices():
+    cb = AuxMaskPruning.paper(strength=3e-4, exclude=["fc2"])
+    assert (cb.options.ste, cb.options.rule, cb.options.weight_grad, cb.options.init) == (
+        "leaky_relu",
+        "sign",
+        "masked",
+        "constant",
+    )
+    assert (cb.regularizer, cb.aux_optimizer, cb.controller) == ("count", "shared", None)
+    assert (cb.schedule.strength, cb.schedule.warmup, cb.schedule.freeze) == (3e-4, 0.0, None)
+    assert cb.exclude == ["fc2"]
+    with pytest.raises(ValueError, match=r"\['rule'\] are fixed by the paper preset"):
+        AuxMaskPruning.paper(rule="chain")
+
+
+def test_recipe_is_the_benchmarked_target_schedule(tmp_path):
+    cb = AuxMaskPruning.recipe(0.98, max_epochs=8)
+    assert (cb.schedule.warmup, cb.schedule.ramp, cb.schedule.freeze) == (1.0, 3, 6)
+    assert cb.controller is not None and (cb.controller.final, cb.controller.end) == (0.98, 4.0)
+    assert cb.aux_lr == 5e-3
+    assert AuxMaskPruning.recipe(0.9, max_epochs=8, aux_lr=1e-2).aux_lr == 1e-2
+    with pytest.raises(ValueError, match="needs at least 2 epochs"):
+        AuxMaskPruning.recipe(0.9, max_epochs=1)
+    # it trains: after the dense epoch the masks move and lambda is steered
+    tiny_trainer(tmp_path, 3, [cb]).fit(TinyNet(), toy_loader())
+    assert all(not bool((m.aux == 1.0).all()) for m in cb.masks.values())
+    assert cb.controller.output > 1e-4  # behind the ramp: lambda grew
