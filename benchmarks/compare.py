@@ -48,6 +48,7 @@ GRID: dict[str, dict[str, Any]] = {
         "autoprune_maginit": [2e-4, 4e-4, 8e-4],
         "autoprune_target": [0.95, 0.98, 0.99],
         "autoprune_neuron": [1e-3],
+        "autoprune_neuron_target": [0.5],
         "torchpruning": [0.75],
         "neuron_layers": [r"net\.fc1", r"net\.fc2"],
     },
@@ -59,6 +60,7 @@ GRID: dict[str, dict[str, Any]] = {
         "autoprune_maginit": [1.5e-4, 3e-4, 5e-4],
         "autoprune_target": [0.98, 0.99, 0.995],
         "autoprune_neuron": [3e-4, 1e-3],
+        "autoprune_neuron_target": [0.25],
         "torchpruning": [0.5, 0.75],
         "neuron_layers": [r"net\.conv1", r"net\.conv2", r"net\.fc1"],
     },
@@ -70,7 +72,8 @@ GRID: dict[str, dict[str, Any]] = {
         "autoprune_maginit": [3e-4],
         "autoprune_target": [0.9, 0.95],
         "autoprune_neuron": [3e-4, 1e-3],
-        "torchpruning": [0.5, 0.75],
+        "autoprune_neuron_target": [0.25],
+        "torchpruning": [0.5],
         "neuron_layers": [r"net\.features\.\d+", r"net\.classifier\.1"],
     },
 }
@@ -82,6 +85,7 @@ METHODS = [
     "autoprune_maginit",
     "autoprune_target",
     "autoprune_neuron",
+    "autoprune_neuron_target",
     "torchpruning",
 ]
 
@@ -133,7 +137,9 @@ def callbacks_for(
     Magnitude peers prune from epoch 1 to 3/4 of the budget (cubic schedule) and fine-tune after;
     AutoPrune warms up 1 epoch, prunes, and freezes its masks for the last quarter (``_maginit``:
     M initialised proportional to |W| instead of constant; ``_target``: the setting is a target
-    sparsity that lambda is controlled to follow, reached 2 epochs before the freeze); Torch-Pruning
+    sparsity that lambda is controlled to follow, reached 2 epochs before the freeze;
+    ``autoprune_neuron_target``: the same recipe at neuron granularity, the setting being the
+    fraction of dense FLOPs to keep); Torch-Pruning
     removes channels after the first quarter and fine-tunes for the rest.
     """
     per_epoch = steps // epochs
@@ -146,6 +152,10 @@ def callbacks_for(
         return [lightning_model_pruning(model, setting, start_epoch=1, end_epoch=freeze)]
     if method == "autoprune_target":
         return [AuxMaskPruning.recipe(setting, epochs, print_table=False, **(variant or {}))]
+    if method == "autoprune_neuron_target":
+        include = GRID[model.hparams["arch"]]["neuron_layers"]
+        budget = {"target_flops": setting, "granularity": "neuron", "include": include, "print_table": False}
+        return [AuxMaskPruning.recipe(None, epochs, **{**budget, **(variant or {})})]
     if method.startswith("autoprune"):
         neuron = method == "autoprune_neuron"
         options: dict[str, Any] = {
@@ -170,7 +180,7 @@ def final_plain_model(method: str, model: ImageClassifier) -> nn.Module:
     net: nn.Module = model.net
     if not find_masks(model):
         return net
-    if method == "autoprune_neuron":
+    if method.startswith("autoprune_neuron"):
         wrapper = shrink(model, torch.zeros(2, 1, 28, 28), on_unsafe="skip").model
         return cast(nn.Module, wrapper.net)
     return cast(nn.Module, bake(model).net)

@@ -225,8 +225,11 @@ class AuxMaskPruning(Callback):
         return cls(strength=strength, aux_lr=aux_lr, **paper, **overrides)
 
     @classmethod
-    def recipe(cls, target_sparsity: float, max_epochs: int, **overrides: Any) -> AuxMaskPruning:
+    def recipe(cls, target_sparsity: float | None, max_epochs: int, **overrides: Any) -> AuxMaskPruning:
         """The benchmarked recipe: prune to ``target_sparsity`` within a ``max_epochs`` budget.
+
+        For a FLOPs budget pass ``None`` and ``target_flops=...`` (with ``granularity="neuron"``
+        this is ``autoprune_neuron_target`` of the benchmarks).
 
         One dense warm-up epoch; lambda (from 1e-4) is steered so that the pruned fraction
         follows a cubic ramp that reaches the target 2 epochs before the masks freeze at 3/4 of
