@@ -14,13 +14,12 @@ from __future__ import annotations
 import itertools
 import statistics
 import sys
-from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from benchmarks.compare import Record
-from benchmarks.variants import common_arguments, run_variants
+from benchmarks.variants import common_arguments, run_variants, variant_means
 
 STES = ["identity", "relu", "leaky_relu", "softplus"]
 RULES = ["sign", "chain"]
@@ -29,9 +28,6 @@ WEIGHT_GRADS = ["masked", "unmasked"]
 
 def markdown(records: list[dict[str, Any]], dense: dict[int, float], command: str) -> str:
     """Mean over seeds per combination."""
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        groups[r["variant"]].append(r)
     dense_mean = statistics.mean(dense.values())
     lines = [
         "# Ablations (generated)",
@@ -42,12 +38,12 @@ def markdown(records: list[dict[str, Any]], dense: dict[int, float], command: st
         "| STE | M rule | W gradient | test accuracy (%) | compression | FLOPs ratio |",
         "|---|---|---|---|---|---|",
     ]
-    for variant, runs in sorted(groups.items()):
+    for variant, m in sorted(variant_means(records).items()):
         ste, rule, wgrad = variant.split("/")
-        acc = statistics.mean(r["accuracy"] for r in runs)
-        comp = statistics.mean(r["compression"] for r in runs)
-        flops = statistics.mean(r["flops_ratio"] for r in runs)
-        lines.append(f"| {ste} | {rule} | {wgrad} | {100 * acc:.2f} | {comp:.1f}x | {flops:.3f} |")
+        lines.append(
+            f"| {ste} | {rule} | {wgrad} | {100 * m['accuracy']:.2f} | {m['compression']:.1f}x "
+            f"| {m['flops_ratio']:.3f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import statistics
 import sys
-from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from benchmarks.compare import Record
-from benchmarks.variants import common_arguments, run_variants
+from benchmarks.variants import common_arguments, run_variants, variant_means
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "recipe (Adam on M, constant init, PI controller)": {},
@@ -32,9 +31,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def markdown(records: list[dict[str, Any]], dense: dict[int, float], command: str) -> str:
     """Mean over seeds per variant."""
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        groups[r["variant"]].append(r)
     dense_mean = statistics.mean(dense.values())
     lines = [
         "# Switches (generated)",
@@ -45,17 +41,12 @@ def markdown(records: list[dict[str, Any]], dense: dict[int, float], command: st
         "| variant | test accuracy (%) | drop (pt) | val accuracy (%) | compression | FLOPs ratio |",
         "|---|---|---|---|---|---|",
     ]
-    for variant in VARIANTS:
-        runs = groups.get(variant)
-        if not runs:
-            continue
-        acc = statistics.mean(r["accuracy"] for r in runs)
-        val = statistics.mean(r["val_accuracy"] for r in runs)
-        comp = statistics.mean(r["compression"] for r in runs)
-        flops = statistics.mean(r["flops_ratio"] for r in runs)
+    means = variant_means(records)
+    for variant in (v for v in VARIANTS if v in means):
+        m = means[variant]
         lines.append(
-            f"| {variant} | {100 * acc:.2f} | {100 * (dense_mean - acc):.2f} | {100 * val:.2f} "
-            f"| {comp:.1f}x | {flops:.4f} |"
+            f"| {variant} | {100 * m['accuracy']:.2f} | {100 * (dense_mean - m['accuracy']):.2f} "
+            f"| {100 * m['val_accuracy']:.2f} | {m['compression']:.1f}x | {m['flops_ratio']:.4f} |"
         )
     return "\n".join(lines) + "\n"
 

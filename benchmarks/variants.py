@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
+from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -51,3 +53,20 @@ def common_arguments(description: str | None, out: str, markdown: str, seeds: li
     parser.add_argument("--markdown", default=markdown)
     parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images, two variants")
     return parser
+
+
+def variant_means(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per variant name, the mean over seeds of accuracy, val_accuracy, compression, flops_ratio.
+
+    Example:
+        >>> rows = [{"variant": "a", "accuracy": 0.8, "val_accuracy": 0.8, "compression": 10.0, "flops_ratio": 0.1},
+        ...         {"variant": "a", "accuracy": 0.9, "val_accuracy": 0.7, "compression": 30.0, "flops_ratio": 0.3}]
+        >>> variant_means(rows)["a"]["compression"]
+        20.0
+
+    """
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[r["variant"]].append(r)
+    keys = ("accuracy", "val_accuracy", "compression", "flops_ratio")
+    return {name: {k: statistics.mean(r[k] for r in runs) for k in keys} for name, runs in groups.items()}
