@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import itertools
 import statistics
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks.commands import apply_quick, command_line
 from benchmarks.compare import Record
 from benchmarks.variants import common_arguments, run_variants, variant_means
 
@@ -53,13 +53,13 @@ def main(argv: list[str] | None = None) -> list[Record]:
     parser.add_argument("--strength", type=float, default=4e-4)
     args = parser.parse_args(argv)
     if args.quick:
-        args.epochs, args.train_subset, args.val_size = 2, 400, 100
+        apply_quick(args)
     combos = list(itertools.product(STES, RULES, WEIGHT_GRADS))
     if args.quick:
         combos = combos[:2]
     variants = {f"{s}/{r}/{w}": {"ste": s, "rule": r, "weight_grad": w} for s, r, w in combos}
     records, dense = run_variants("lenet300100", "autoprune", args.strength, variants, args, Path(args.out))
-    command = " ".join(["python -m benchmarks.ablation", *(argv if argv is not None else sys.argv[1:])])
+    command = command_line("benchmarks.ablation", argv)
     Path(args.markdown).write_text(markdown([asdict(r) for r in records], dense, command))
     return records
 

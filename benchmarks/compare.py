@@ -25,6 +25,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
+from benchmarks.commands import apply_quick
 from benchmarks.peers import (
     GradualMagnitudePruning,
     TorchPruningChannels,
@@ -258,10 +259,10 @@ def main(argv: list[str] | None = None) -> list[Record]:
     parser.add_argument("--val-size", type=int, default=5000)
     parser.add_argument("--train-subset", type=int, default=None)
     parser.add_argument("--out", default="benchmarks/results/runs.jsonl")
-    parser.add_argument("--quick", action="store_true", help="1 epoch-pair on 400 images, one setting per method")
+    parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images, one setting per method")
     args = parser.parse_args(argv)
     if args.quick:
-        args.epochs, args.train_subset, args.val_size = 2, 400, 100
+        apply_quick(args)
     torch.set_num_threads(torch.get_num_threads())
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from benchmarks.commands import command_line
 from benchmarks.compare import StepTimer
 from benchmarks.peers import lightning_model_pruning
 from benchmarks.timing import machine, quiet_cpu_trainer
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
-    command = " ".join(["python -m benchmarks.cost", *(argv if argv is not None else sys.argv[1:])])
+    command = command_line("benchmarks.cost", argv)
     extra = results["extra_bytes"]
     table = "\n".join(
         [

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -22,6 +21,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from benchmarks.commands import command_line
 from benchmarks.timing import interleaved_medians, machine, state_bytes
 from examples.models import build_model
 from lightning_auxprune.bake import bake
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(initial_threads)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
-    command = " ".join(["python -m benchmarks.latency", *(argv if argv is not None else sys.argv[1:])])
+    command = command_line("benchmarks.latency", argv)
     Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
     Path(args.markdown).write_text(markdown(results, command))
     print(markdown(results, command))

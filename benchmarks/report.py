@@ -14,10 +14,11 @@ import itertools
 import json
 import math
 import statistics
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from benchmarks.commands import command_line
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary = summarize(table)
     Path(args.summary).write_text(json.dumps(summary, indent=2))
     plot(table, Path(args.images))
-    command = " ".join(["python -m benchmarks.report", *(argv if argv is not None else sys.argv[1:])])
+    command = command_line("benchmarks.report", argv)
     Path(args.markdown).write_text("# Benchmark results (generated)\n\n" + markdown(table, summary, command))
     print(json.dumps(summary, indent=2))
     return summary

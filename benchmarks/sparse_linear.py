@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from benchmarks.commands import command_line
 from benchmarks.timing import interleaved_medians, machine
 from lightning_auxprune.sparse_linear import SparseLinear
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "repeats": repeats, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
-    command = " ".join(["python -m benchmarks.sparse_linear", *(argv if argv is not None else sys.argv[1:])])
+    command = command_line("benchmarks.sparse_linear", argv)
     lines = [
         "# CSR vs dense Linear on CPU",
         "",

@@ -12,11 +12,11 @@ switch changed. Appends records to ``benchmarks/results/switches.jsonl`` and wri
 from __future__ import annotations
 
 import statistics
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks.commands import apply_quick, command_line
 from benchmarks.compare import Record
 from benchmarks.variants import common_arguments, run_variants, variant_means
 
@@ -58,10 +58,10 @@ def main(argv: list[str] | None = None) -> list[Record]:
     args = parser.parse_args(argv)
     variants = VARIANTS
     if args.quick:
-        args.epochs, args.train_subset, args.val_size = 2, 400, 100
+        apply_quick(args)
         variants = dict(list(VARIANTS.items())[:2])
     records, dense = run_variants("lenet300100", "autoprune_target", args.target, variants, args, Path(args.out))
-    command = " ".join(["python -m benchmarks.switches", *(argv if argv is not None else sys.argv[1:])])
+    command = command_line("benchmarks.switches", argv)
     Path(args.markdown).write_text(markdown([asdict(r) for r in records], dense, command))
     return records
 
