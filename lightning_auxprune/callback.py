@@ -55,7 +55,7 @@ from lightning_auxprune.regularizer import add_regularizer_grad, regularizer_val
 from lightning_auxprune.report import layer_table
 from lightning_auxprune.schedule import Phase, PruningSchedule, Unit
 from lightning_auxprune.shrink import OnUnsafe, ShrinkResult, shrink
-from lightning_auxprune.statistics import layer_stats, summarize
+from lightning_auxprune.statistics import layer_stats, open_counts, summarize
 from lightning_auxprune.targets import select_layers
 
 PHASE_CODE: dict[Phase, int] = {"warmup": 0, "pruning": 1, "frozen": 2}
@@ -371,19 +371,19 @@ class AuxMaskPruning(Callback):
 
     def _removed_fraction(self, trainer: Trainer) -> float:
         """The controlled quantity: pruned fraction of masked weights, or of the dense FLOPs."""
-        stats = layer_stats(self.masks)
+        counts = open_counts(self.masks)
         if self.target_metric == "sparsity":
-            return summarize(stats).sparsity
+            return 1.0 - sum(o for o, _ in counts.values()) / sum(t for _, t in counts.values())
         if not self.flops.ready:
             return 0.0
         module = trainer.lightning_module
-        floor = self.flops.ratio(module, {s.name: 0.0 for s in stats})
+        floor = self.flops.ratio(module, dict.fromkeys(counts, 0.0))
         if self.controller is not None and floor > 1.0 - self.controller.final:
             raise MisconfigurationException(
                 f"target_flops={1.0 - self.controller.final:g} cannot be reached: the layers left dense hold "
                 f"{floor:.1%} of the FLOPs. Prune more layers (include/exclude) or raise target_flops."
             )
-        return 1.0 - self.flops.ratio(module, {s.name: s.density for s in stats})
+        return 1.0 - self.flops.ratio(module, {name: o / t for name, (o, t) in counts.items()})
 
     def _take_snapshot(self) -> None:
         """Remember the values of pruned weights (and gated biases) before the optimizer step."""
