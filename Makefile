@@ -10,19 +10,27 @@ export WANDB_MODE ?= offline
 
 .PHONY: setup data demo test lint typecheck unit bench bench-all docs clean
 
-$(VENV)/.installed: pyproject.toml
+# The demo, the tests and the benchmarks run on the CPU: a CPU build of torch is about 1 GB installed,
+# the CUDA build with its libraries about 5.5 GB. On a GPU machine: make TORCH=torch EXTRAS=all ...
+# (EXTRAS=all adds torchvision, which is optional: the data module reads the IDX files itself).
+TORCH ?= torch==2.13.0
+EXTRAS ?= wandb,tensorboard,cli,plot,structured,docs,dev
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check --no-cache-dir
+
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[all]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(PIP) '$(TORCH)' 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(PIP) -e '.[$(EXTRAS)]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	touch $@
 
 setup: $(VENV)/.installed
 
-# Fashion-MNIST offline, from Debian's dataset-fashion-mnist, unpacked where torchvision looks.
+# Fashion-MNIST offline, from Debian's dataset-fashion-mnist, unpacked in torchvision's layout.
 data: setup
 	@if [ ! -f $(DEBIAN_FMNIST)/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null; then \
 	  apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
 	  (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1) || \
-	  echo "could not apt-get install dataset-fashion-mnist; examples will try torchvision's download"; fi
+	  echo "could not apt-get install dataset-fashion-mnist; pass --download to examples.data.fashion_mnist (needs torchvision)"; fi
 	$(PY) -m examples.data.fashion_mnist --root $(DATA) --debian-dir $(DEBIAN_FMNIST)
 
 demo: data

@@ -98,5 +98,5 @@ def masked_weight(
         [[1.0, 1.0], [0.0, 0.0]]
 
     """
-    result: torch.Tensor = MaskedWeight.apply(weight, scores, options, feeds_mask)
+    result: torch.Tensor = MaskedWeight.apply(weight, scores, options, feeds_mask)  # type: ignore[no-untyped-call,unused-ignore]
     return result

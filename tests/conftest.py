@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import struct
 from pathlib import Path
 
 import lightning as L
@@ -11,6 +9,8 @@ import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+
+from examples.data.idx import write_idx
 
 
 class TinyNet(L.LightningModule):
@@ -76,19 +76,6 @@ def tiny_trainer(tmp_path: Path, max_epochs: int = 3, callbacks=None, **kwargs) 
     return L.Trainer(**defaults)
 
 
-def write_idx_images(path: Path, images: torch.Tensor) -> None:
-    n, rows, cols = images.shape
-    with gzip.open(path, "wb") as f:
-        f.write(struct.pack(">IIII", 2051, n, rows, cols))
-        f.write(images.to(torch.uint8).numpy().tobytes())
-
-
-def write_idx_labels(path: Path, labels: torch.Tensor) -> None:
-    with gzip.open(path, "wb") as f:
-        f.write(struct.pack(">II", 2049, len(labels)))
-        f.write(labels.to(torch.uint8).numpy().tobytes())
-
-
 @pytest.fixture
 def fake_debian_fmnist(tmp_path: Path) -> Path:
     """A folder shaped like Debian's dataset-fashion-mnist, with small learnable fake images."""
@@ -100,14 +87,14 @@ def fake_debian_fmnist(tmp_path: Path) -> Path:
         images = torch.randint(0, 60, (n, 28, 28), generator=g)
         for i, label in enumerate(labels.tolist()):  # a class-dependent bright stripe
             images[i, 2 * label : 2 * label + 3, :] = 250
-        write_idx_images(root / f"{prefix}-images-idx3-ubyte.gz", images)
-        write_idx_labels(root / f"{prefix}-labels-idx1-ubyte.gz", labels)
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels)
     return root
 
 
 @pytest.fixture
 def fake_data_dir(tmp_path: Path, fake_debian_fmnist: Path) -> Path:
-    """A data root with the fake files already unpacked where torchvision looks."""
+    """A data root with the fake files already unpacked in torchvision's layout."""
     from examples.data.fashion_mnist import prepare_fashion_mnist
 
     data = tmp_path / "data"

@@ -3,8 +3,9 @@
 Files are looked up under ``<data_dir>/FashionMNIST/raw`` (torchvision's layout). If they are
 missing, they are unpacked from Debian's ``dataset-fashion-mnist`` package
 (``/usr/share/datasets/fashion-mnist``); failing that, ``download=True`` uses torchvision's
-download. The whole split is held as one normalised tensor, which is much faster on CPU than
-per-image transforms.
+download (the only use of torchvision, which is optional: the files are read by ``examples.data.idx``).
+The whole split is held as one normalised tensor, which is much faster on CPU than per-image
+transforms.
 
 Example:
     >>> dm = FashionMNISTDataModule(data_dir="data", batch_size=128)  # doctest: +SKIP
@@ -21,6 +22,8 @@ from pathlib import Path
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
+
+from examples.data.idx import read_idx
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = (
@@ -63,7 +66,13 @@ def prepare_fashion_mnist(data_dir: str | Path, debian_dir: str | Path = DEBIAN_
                 shutil.copyfileobj(src, dst)
         return target
     if download:
-        from torchvision.datasets import FashionMNIST
+        try:
+            from torchvision.datasets import FashionMNIST
+        except ImportError as err:
+            raise ImportError(
+                "download=True fetches Fashion-MNIST with torchvision, which is not installed: "
+                "`pip install 'lightning-auxprune[vision]'`, or install Debian's dataset-fashion-mnist."
+            ) from err
 
         FashionMNIST(str(data_dir), train=True, download=True)
         FashionMNIST(str(data_dir), train=False, download=True)
@@ -76,12 +85,17 @@ def prepare_fashion_mnist(data_dir: str | Path, debian_dir: str | Path = DEBIAN_
 
 
 def load_split(data_dir: str | Path, train: bool) -> TensorDataset:
-    """One split as a normalised ``[N, 1, 28, 28]`` float tensor dataset (read by torchvision)."""
-    from torchvision.datasets import FashionMNIST
+    """One split as a normalised ``[N, 1, 28, 28]`` float tensor dataset.
 
-    dataset = FashionMNIST(str(data_dir), train=train, download=False)
-    images = (dataset.data.float().div(255.0).sub(MEAN).div(STD)).unsqueeze(1)
-    return TensorDataset(images, dataset.targets.long())
+    Raises:
+        ValueError: If the image and label files disagree on the number of examples.
+    """
+    prefix = "train" if train else "t10k"
+    images = read_idx(raw_dir(data_dir) / f"{prefix}-images-idx3-ubyte")
+    labels = read_idx(raw_dir(data_dir) / f"{prefix}-labels-idx1-ubyte")
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} {prefix} images but {len(labels)} labels in {raw_dir(data_dir)}.")
+    return TensorDataset(images.float().div(255.0).sub(MEAN).div(STD).unsqueeze(1), labels.long())
 
 
 class FashionMNISTDataModule(L.LightningDataModule):

@@ -1,7 +1,18 @@
+import sys
+import types
+
 import pytest
 import torch
 
-from examples.data.fashion_mnist import FashionMNISTDataModule, prepare_fashion_mnist, raw_dir
+from examples.data.fashion_mnist import (
+    MEAN,
+    STD,
+    FashionMNISTDataModule,
+    load_split,
+    prepare_fashion_mnist,
+    raw_dir,
+)
+from examples.data.idx import read_idx, write_idx
 
 
 def test_missing_files_name_the_apt_package_and_download_option(tmp_path):
@@ -12,7 +23,7 @@ def test_missing_files_name_the_apt_package_and_download_option(tmp_path):
         dm.prepare_data()
 
 
-def test_unpacks_debian_files_where_torchvision_looks(tmp_path, fake_debian_fmnist):
+def test_unpacks_debian_files_in_torchvisions_layout(tmp_path, fake_debian_fmnist):
     raw = prepare_fashion_mnist(tmp_path / "data", debian_dir=fake_debian_fmnist)
     assert raw == raw_dir(tmp_path / "data")
     assert sorted(p.name for p in raw.iterdir()) == [
@@ -23,6 +34,16 @@ def test_unpacks_debian_files_where_torchvision_looks(tmp_path, fake_debian_fmni
     ]
 
 
+def fake_torchvision(monkeypatch, dataset_class):
+    """Install a stand-in ``torchvision.datasets`` whether or not torchvision is installed."""
+    datasets = types.ModuleType("torchvision.datasets")
+    datasets.FashionMNIST = dataset_class
+    package = types.ModuleType("torchvision")
+    package.datasets = datasets
+    monkeypatch.setitem(sys.modules, "torchvision", package)
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", datasets)
+
+
 def test_download_path_is_torchvisions(tmp_path, monkeypatch):
     calls = []
 
@@ -30,11 +51,29 @@ def test_download_path_is_torchvisions(tmp_path, monkeypatch):
         def __init__(self, root, train, download):
             calls.append((root, train, download))
 
-    import torchvision.datasets
-
-    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", FakeFashionMNIST)
+    fake_torchvision(monkeypatch, FakeFashionMNIST)
     prepare_fashion_mnist(tmp_path / "data", debian_dir=tmp_path / "nowhere", download=True)
     assert calls == [(str(tmp_path / "data"), True, True), (str(tmp_path / "data"), False, True)]
+
+
+def test_download_without_torchvision_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # makes `import torchvision` raise ImportError
+    with pytest.raises(ImportError, match=r"lightning-auxprune\[vision\]"):
+        prepare_fashion_mnist(tmp_path / "data", debian_dir=tmp_path / "nowhere", download=True)
+
+
+def test_reads_what_debian_ships(fake_data_dir, fake_debian_fmnist):
+    images, labels = load_split(fake_data_dir, train=False).tensors
+    raw = read_idx(fake_debian_fmnist / "t10k-images-idx3-ubyte.gz")
+    assert images.shape == (200, 1, 28, 28)
+    assert torch.allclose(images[:, 0] * STD + MEAN, raw.float() / 255.0, atol=1e-6)
+    assert torch.equal(labels, read_idx(fake_debian_fmnist / "t10k-labels-idx1-ubyte.gz").long())
+
+
+def test_image_and_label_counts_must_agree(fake_data_dir):
+    write_idx(raw_dir(fake_data_dir) / "t10k-labels-idx1-ubyte", torch.zeros(150, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="200 t10k images but 150 labels"):
+        load_split(fake_data_dir, train=False)
 
 
 def test_splits_are_disjoint_and_normalised(fake_data_dir):
