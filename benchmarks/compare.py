@@ -111,6 +111,30 @@ class Record:
     variant: str = ""
 
 
+RecordKey = tuple[str, str, float, int, int, str]
+
+
+def record_key(record: Record) -> RecordKey:
+    """What makes two runs the same run: model, method, setting, seed, epochs, variant."""
+    return (record.model, record.method, record.setting, record.seed, record.epochs, record.variant)
+
+
+def load_records(path: Path) -> dict[RecordKey, Record]:
+    """The runs already in a JSONL file (none if it does not exist), so a benchmark can resume."""
+    if not path.exists():
+        return {}
+    records = (Record(**json.loads(line)) for line in path.read_text().splitlines() if line.strip())
+    return {record_key(r): r for r in records}
+
+
+def append_record(path: Path, record: Record) -> None:
+    """Append one record to a JSONL file as soon as it exists (and print it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(json.dumps(asdict(record)) + "\n")
+    print(json.dumps(asdict(record)), flush=True)
+
+
 class StepTimer(Callback):
     """Wall time of each training step (batch start to batch end, callbacks included)."""
 
@@ -265,29 +289,23 @@ def main(argv: list[str] | None = None) -> list[Record]:
         apply_quick(args)
     torch.set_num_threads(torch.get_num_threads())
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done = {}  # runs already in the file are kept, not repeated: an interrupted benchmark resumes
-    if out.exists():
-        for line in out.read_text().splitlines():
-            old = Record(**json.loads(line))
-            done[(old.model, old.method, old.setting, old.seed, old.epochs)] = old
+    done = load_records(out)  # runs already in the file are kept, not repeated: an interrupted benchmark resumes
     records: list[Record] = []
     for model_name in args.models:
         epochs = args.epochs or GRID[model_name]["epochs"]
         for seed in args.seeds:
-            dense = done.get((model_name, "dense", 0.0, seed, epochs))
+            dense = done.get((model_name, "dense", 0.0, seed, epochs, ""))
             if dense is None:
                 dense = run(model_name, "dense", 0.0, seed, args)
                 dense.dense_accuracy, dense.step_time_ratio = dense.accuracy, 1.0
-                with out.open("a") as handle:
-                    handle.write(json.dumps(asdict(dense)) + "\n")
+                append_record(out, dense)
             records.append(dense)
             for method in args.methods:
                 if method == "dense":
                     continue
                 settings = GRID[model_name][method][:1] if args.quick else GRID[model_name][method]
                 for setting in settings:
-                    previous = done.get((model_name, method, setting, seed, epochs))
+                    previous = done.get((model_name, method, setting, seed, epochs, ""))
                     if previous is not None:
                         records.append(previous)
                         continue
@@ -295,9 +313,7 @@ def main(argv: list[str] | None = None) -> list[Record]:
                     record.dense_accuracy = dense.accuracy
                     record.step_time_ratio = record.step_ms / dense.step_ms
                     records.append(record)
-                    with out.open("a") as handle:
-                        handle.write(json.dumps(asdict(record)) + "\n")
-                    print(json.dumps(asdict(record)), flush=True)
+                    append_record(out, record)
     return records
 
 

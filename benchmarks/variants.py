@@ -7,14 +7,12 @@ appended to a JSONL file as soon as it exists, with ``variant`` set to its name.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from collections import defaultdict
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from benchmarks.compare import Record, run
+from benchmarks.compare import GRID, Record, append_record, load_records, run
 
 
 def run_variants(
@@ -25,19 +23,30 @@ def run_variants(
     args: argparse.Namespace,
     out: Path,
 ) -> tuple[list[Record], dict[int, float]]:
-    """Train ``variants`` for every seed in ``args.seeds``; return the records and dense accuracies."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+    """Train ``variants`` for every seed in ``args.seeds``; return the records and dense accuracies.
+
+    Runs already in ``out`` (same model, method, setting, seed, epochs and variant name) are kept,
+    not repeated, so an interrupted run, or one with more seeds, resumes; a seed whose variants
+    are all there also skips its dense run (its accuracy is in their records).
+    """
+    done = load_records(out)
     records: list[Record] = []
     dense: dict[int, float] = {}
     for seed in args.seeds:
-        dense[seed] = run(model, "dense", 0.0, seed, args).accuracy
+        epochs = args.epochs or GRID[model]["epochs"]
+        previous = {name: done.get((model, method, setting, seed, epochs, name)) for name in variants}
+        found = [r for r in previous.values() if r is not None]
+        if len(found) == len(variants):
+            dense[seed] = cast(float, found[0].dense_accuracy)
+        else:
+            dense[seed] = run(model, "dense", 0.0, seed, args).accuracy
         for name, overrides in variants.items():
-            record = run(model, method, setting, seed, args, overrides)
-            record.variant, record.dense_accuracy = name, dense[seed]
+            record = previous[name]
+            if record is None:
+                record = run(model, method, setting, seed, args, overrides)
+                record.variant, record.dense_accuracy = name, dense[seed]
+                append_record(out, record)
             records.append(record)
-            with out.open("a") as handle:
-                handle.write(json.dumps(asdict(record)) + "\n")
-            print(json.dumps(asdict(record)), flush=True)
     return records, dense
 
 

@@ -81,8 +81,9 @@ class AuxMaskPruning(Callback):
         init_scale: Scale of M's initial value (> 0).
         aux_lr: Learning rate of the ``"auxprune"`` parameter group.
         aux_optimizer: What steps M: ``"shared"`` (the user's optimizer, through the
-            ``"auxprune"`` group) or ``"sgd"`` (plain SGD at the aux lr, applied by this callback,
-            see :mod:`lightning_auxprune.aux_sgd`; the group stays, without gradients).
+            ``"auxprune"`` group), ``"sgd"`` (plain SGD at the aux lr, applied by this callback,
+            see :mod:`lightning_auxprune.aux_sgd`; the group stays, without gradients) or
+            ``"normalized_sgd"`` (the same with each layer's M gradient divided by its RMS).
         aux_lr_mode: ``"fixed"`` (the aux lr never changes; LR schedulers do not touch it) or
             ``"follow"`` (scaled by the factor the scheduler applies to parameter group 0).
         include: Regexes (full match on module names); only matching layers are pruned.
@@ -360,8 +361,12 @@ class AuxMaskPruning(Callback):
                 mask.aux.grad = None
         if self.restore_pruned_weights and self.options.weight_grad == "masked":
             self._take_snapshot()
-        if self.aux_optimizer == "sgd":
-            aux_sgd_step([m.aux for m in self.masks.values()], aux_lr(optimizer, self.aux_lr, self.aux_lr_mode))
+        if self.aux_optimizer != "shared":
+            aux_sgd_step(
+                [m.aux for m in self.masks.values()],
+                aux_lr(optimizer, self.aux_lr, self.aux_lr_mode),
+                normalize=self.aux_optimizer == "normalized_sgd",
+            )
 
     def _strength(self, trainer: Trainer, position: float) -> float:
         """The regularizer strength for this step: scheduled, or moved by the controller towards its target."""

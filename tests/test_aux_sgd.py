@@ -36,3 +36,34 @@ def test_callback_steps_masks_itself_and_adam_never_sees_them(tmp_path):
     moved = [m for m in cb.masks.values() if not bool((m.aux == 1.0).all())]
     assert len(moved) == len(cb.masks)
     assert sum(1.0 - m.density() for m in cb.masks.values()) > 0.0  # and some closed
+
+
+def test_normalized_step_moves_every_layer_by_lr_in_rms():
+    small, large = torch.nn.Parameter(torch.zeros(4)), torch.nn.Parameter(torch.zeros(2))
+    small.grad = torch.tensor([1e-6, -1e-6, 2e-6, 0.0])
+    large.grad = torch.tensor([30.0, -40.0])
+    before = small.grad.clone()
+    assert aux_sgd_step([small, large], lr=0.1, normalize=True)
+    for p in (small, large):
+        assert torch.isclose(p.detach().square().mean().sqrt(), torch.tensor(0.1), rtol=1e-4)
+    assert torch.allclose(small.detach() / small.detach().abs().max(), -before / before.abs().max())
+
+
+def test_normalized_step_leaves_a_zero_gradient_at_zero():
+    p = torch.nn.Parameter(torch.ones(3))
+    p.grad = torch.zeros(3)
+    assert aux_sgd_step([p], lr=1.0, normalize=True)
+    assert p.detach().tolist() == [1.0, 1.0, 1.0]
+
+
+def test_callback_normalized_sgd_moves_every_layer_by_aux_lr(tmp_path):
+    torch.manual_seed(0)
+    model = TinyNet(optimizer="adam")
+    cb = AuxMaskPruning(strength=5e-3, aux_lr=0.05, aux_optimizer="normalized_sgd", print_table=False)
+    trainer = tiny_trainer(tmp_path, 1, [cb], max_steps=1)
+    trainer.fit(model, toy_loader())
+    assert trainer.global_step == 1 and len(cb.masks) >= 2
+    for mask in cb.masks.values():  # one step: every layer's M moved by exactly aux_lr in RMS
+        drift = (mask.aux.detach() - 1.0).square().mean().sqrt()
+        assert torch.isclose(drift, torch.tensor(0.05), rtol=1e-3)
+    assert not any(p in trainer.optimizers[0].state for p in find_aux_group(trainer.optimizers[0])["params"])

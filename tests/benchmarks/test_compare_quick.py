@@ -3,7 +3,11 @@ import json
 from benchmarks import compare, report
 
 
-def test_compare_quick_and_report(tmp_path, fake_data_dir):
+def refuse_to_train(*args, **kwargs):
+    raise AssertionError("a run that is already in the results file was trained again")
+
+
+def test_compare_quick_and_report(tmp_path, fake_data_dir, monkeypatch):
     runs = tmp_path / "runs.jsonl"
     records = compare.main(
         ["--quick", "--models", "lenet300100", "--seeds", "0", "--data-dir", str(fake_data_dir), "--out", str(runs)]
@@ -32,6 +36,12 @@ def test_compare_quick_and_report(tmp_path, fake_data_dir):
     assert by_method["modelpruning"]["compression"] > 1.5
     assert by_method["torchpruning"]["flops_ratio"] < 0.9  # channels physically removed
 
+    monkeypatch.setattr(compare, "run", refuse_to_train)  # a second call resumes: nothing is trained again
+    again = compare.main(
+        ["--quick", "--models", "lenet300100", "--seeds", "0", "--data-dir", str(fake_data_dir), "--out", str(runs)]
+    )
+    assert again == records and len(runs.read_text().splitlines()) == len(lines)
+
     summary_path, md, images = tmp_path / "summary.json", tmp_path / "results.md", tmp_path / "img"
     summary = report.main(
         ["--runs", str(runs), "--summary", str(summary_path), "--markdown", str(md), "--images", str(images)]
@@ -54,8 +64,8 @@ def test_ablation_quick(tmp_path, fake_data_dir):
     assert "| identity | sign | masked |" in md.read_text()
 
 
-def test_switches_quick(tmp_path, fake_data_dir):
-    from benchmarks import switches
+def test_switches_quick(tmp_path, fake_data_dir, monkeypatch):
+    from benchmarks import switches, variants
 
     out, md = tmp_path / "switches.jsonl", tmp_path / "switches.md"
     records = switches.main(["--quick", "--data-dir", str(fake_data_dir), "--out", str(out), "--markdown", str(md)])
@@ -64,3 +74,8 @@ def test_switches_quick(tmp_path, fake_data_dir):
     assert len(out.read_text().splitlines()) == 2
     text = md.read_text()
     assert "| init=magnitude |" in text and "target sparsity 0.99" in text
+
+    monkeypatch.setattr(variants, "run", refuse_to_train)  # resumes: neither the variants nor dense train again
+    again = switches.main(["--quick", "--data-dir", str(fake_data_dir), "--out", str(out), "--markdown", str(md)])
+    assert again == records and len(out.read_text().splitlines()) == 2
+    assert md.read_text() == text
