@@ -109,7 +109,7 @@ def plot(table: dict[str, dict[tuple[str, float], dict[str, Any]]], folder: Path
 
 # Methods whose setting is a pruned fraction s (the knob is then the asked-for compression
 # 1 / (1 - s)); the others' setting is lambda.
-FRACTION_SETTINGS = {"gmp", "modelpruning", "autoprune_target", "torchpruning"}
+FRACTION_SETTINGS = {"gmp", "modelpruning", "autoprune_target", "autoprune_target_sgd", "torchpruning"}
 
 
 def knob(method: str, setting: float) -> float:

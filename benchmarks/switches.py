@@ -5,7 +5,7 @@ controlled along a cubic ramp from epoch 1 to 10, masks frozen from epoch 12 of 
 switch changed. Appends records to ``benchmarks/results/switches.jsonl`` and writes
 ``docs/switches.md``.
 
-    python -m benchmarks.switches --seeds 0
+    python -m benchmarks.switches --seeds 0 1 2
     python -m benchmarks.switches --quick --data-dir <dir>
 """
 
@@ -19,13 +19,13 @@ from typing import Any
 import torch
 
 from benchmarks.commands import apply_quick, command_line
-from benchmarks.compare import Record
+from benchmarks.compare import SGD_FOR_M, Record
 from benchmarks.variants import common_arguments, run_variants, variant_means
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "recipe (Adam on M, constant init, PI controller)": {},
     "init=magnitude": {"init": "magnitude"},
-    "aux_optimizer=sgd (aux_lr 1, initial lambda 1e-3)": {"aux_optimizer": "sgd", "aux_lr": 1.0, "strength": 1e-3},
+    "aux_optimizer=sgd (aux_lr 1, initial lambda 1e-3)": SGD_FOR_M,
     "aux_optimizer=normalized_sgd (per-layer normalised M gradient, aux_lr 5e-3)": {"aux_optimizer": "normalized_sgd"},
     "warmup=4 (prune a better-trained dense model)": {"warmup": 4, "ramp": 6},
     "integral-only controller (p_gain 0, gain 0.1)": {"target_p_gain": 0.0, "target_gain": 0.1},
@@ -49,7 +49,8 @@ def markdown(records: list[dict[str, Any]], dense: dict[int, float], command: st
     for variant in (v for v in VARIANTS if v in means):
         m = means[variant]
         lines.append(
-            f"| {variant} | {100 * m['accuracy']:.2f} | {100 * (dense_mean - m['accuracy']):.2f} "
+            f"| {variant} | {100 * m['accuracy']:.2f} ± {100 * m['accuracy_std']:.2f} "
+            f"| {100 * (dense_mean - m['accuracy']):.2f} "
             f"| {100 * m['val_accuracy']:.2f} | {m['compression']:.1f}x | {m['flops_ratio']:.4f} |"
         )
     return "\n".join(lines) + "\n"

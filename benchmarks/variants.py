@@ -67,6 +67,8 @@ def common_arguments(description: str | None, out: str, markdown: str, seeds: li
 def variant_means(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per variant name, the mean over seeds of accuracy, val_accuracy, compression, flops_ratio.
 
+    ``accuracy_std`` is the standard deviation of the test accuracy over seeds (0 for one seed).
+
     Example:
         >>> rows = [{"variant": "a", "accuracy": 0.8, "val_accuracy": 0.8, "compression": 10.0, "flops_ratio": 0.1},
         ...         {"variant": "a", "accuracy": 0.9, "val_accuracy": 0.7, "compression": 30.0, "flops_ratio": 0.3}]
@@ -78,4 +80,7 @@ def variant_means(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     for r in records:
         groups[r["variant"]].append(r)
     keys = ("accuracy", "val_accuracy", "compression", "flops_ratio")
-    return {name: {k: statistics.mean(r[k] for r in runs) for k in keys} for name, runs in groups.items()}
+    means = {name: {k: statistics.mean(r[k] for r in runs) for k in keys} for name, runs in groups.items()}
+    for name, runs in groups.items():
+        means[name]["accuracy_std"] = statistics.stdev(r["accuracy"] for r in runs) if len(runs) > 1 else 0.0
+    return means
