@@ -23,6 +23,7 @@ from typing import Any, cast
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import Logger
 from torch import nn
 
 from benchmarks.commands import apply_quick
@@ -243,8 +244,10 @@ def run(
     seed: int,
     args: argparse.Namespace,
     variant: dict[str, Any] | None = None,
+    logger: Logger | None = None,
 ) -> Record:
-    """Train one configuration and measure it (``variant``: AuxMaskPruning overrides)."""
+    """Train one configuration and measure it (``variant``: AuxMaskPruning overrides; ``logger``: see
+    what the callback logs every 50 steps, as :mod:`benchmarks.trace` does)."""
     L.seed_everything(seed, workers=True)
     epochs = args.epochs or GRID[model_name]["epochs"]
     data = FashionMNISTDataModule(
@@ -257,7 +260,10 @@ def run(
     dense_reference = ImageClassifier(arch=model_name).net
     timer = StepTimer()
     trainer = quiet_cpu_trainer(
-        [*callbacks_for(method, setting, model, epochs, steps, variant), timer], max_epochs=epochs
+        [*callbacks_for(method, setting, model, epochs, steps, variant), timer],
+        max_epochs=epochs,
+        logger=logger or False,
+        log_every_n_steps=50,
     )
     trainer.fit(model, data)
     val_accuracy = float(trainer.callback_metrics["val/acc"])

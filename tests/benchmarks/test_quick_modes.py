@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from benchmarks import latency, sparse_linear
 
 
@@ -34,3 +36,26 @@ def test_cost_quick(tmp_path, fake_data_dir):
     # one float per weight of the masked layers, Adam keeps two more
     assert extra["aux_optimizer_bytes"] >= 2 * extra["aux_param_bytes"] > 0
     assert "AuxMaskPruning, target_sparsity" in md.read_text()
+
+
+def test_trace_quick(tmp_path, fake_data_dir, capsys):
+    from benchmarks import trace
+
+    argv = ["--quick", "--method", "autoprune_target", "--data-dir", str(fake_data_dir), "--out", str(tmp_path)]
+    record, rows = trace.main([*argv, "--every", "1"])
+    assert record.method == "autoprune_target" and record.compression >= 1.0
+    assert len(rows) >= 2 and all({"step", "lambda", "pruned", "target"} <= set(row) for row in rows)
+    steps = [row["step"] for row in rows]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)
+    assert rows[0]["lambda"] == 0.0 and rows[-1]["lambda"] > 0.0  # dense warm-up, then the controller's lambda
+    assert rows[-1]["target"] > 0.5
+    out = capsys.readouterr().out
+    assert "lambda" in out and "compression" in out
+
+
+def test_trace_refuses_methods_without_a_lambda(tmp_path, fake_data_dir):
+    from benchmarks import trace
+
+    argv = ["--quick", "--method", "gmp", "--data-dir", str(fake_data_dir), "--out", str(tmp_path)]
+    with pytest.raises(SystemExit, match="only AutoPrune methods have a trace"):
+        trace.main(argv)
