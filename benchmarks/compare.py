@@ -34,6 +34,7 @@ from benchmarks.peers import (
     weight_layers,
     weight_of,
 )
+from benchmarks.recipes import TARGET_RECIPES
 from benchmarks.timing import quiet_cpu_trainer
 from examples.classifier import ImageClassifier
 from examples.data.fashion_mnist import FashionMNISTDataModule
@@ -50,6 +51,7 @@ GRID: dict[str, dict[str, Any]] = {
         "autoprune_maginit": [2e-4, 4e-4, 8e-4],
         "autoprune_target": [0.95, 0.98, 0.99],
         "autoprune_target_sgd": [0.95, 0.98, 0.99],
+        "autoprune_target_sgd_floor": [0.95, 0.98, 0.99],
         "autoprune_neuron": [1e-3],
         "autoprune_neuron_target": [0.5],
         "torchpruning": [0.75],
@@ -63,6 +65,7 @@ GRID: dict[str, dict[str, Any]] = {
         "autoprune_maginit": [1.5e-4, 3e-4, 5e-4],
         "autoprune_target": [0.98, 0.99, 0.995],
         "autoprune_target_sgd": [0.98, 0.99, 0.995],
+        "autoprune_target_sgd_floor": [0.98, 0.99, 0.995],
         "autoprune_neuron": [3e-4, 1e-3],
         "autoprune_neuron_target": [0.25],
         "torchpruning": [0.5, 0.75],
@@ -76,14 +79,13 @@ GRID: dict[str, dict[str, Any]] = {
         "autoprune_maginit": [3e-4],
         "autoprune_target": [0.9, 0.95],
         "autoprune_target_sgd": [0.9, 0.95],
+        "autoprune_target_sgd_floor": [0.9, 0.95],
         "autoprune_neuron": [3e-4, 1e-3],
         "autoprune_neuron_target": [0.25],
         "torchpruning": [0.5],
         "neuron_layers": [r"net\.features\.\d+", r"net\.classifier\.1"],
     },
 }
-SGD_FOR_M: dict[str, Any] = {"aux_optimizer": "sgd", "aux_lr": 1.0, "strength": 1e-3}
-"""The recipe's overrides that step M with plain SGD (aux lr 1, lambda starting at 1e-3)."""
 METHODS = [
     "dense",
     "modelpruning",
@@ -92,6 +94,7 @@ METHODS = [
     "autoprune_maginit",
     "autoprune_target",
     "autoprune_target_sgd",
+    "autoprune_target_sgd_floor",
     "autoprune_neuron",
     "autoprune_neuron_target",
     "torchpruning",
@@ -170,7 +173,8 @@ def callbacks_for(
     AutoPrune warms up 1 epoch, prunes, and freezes its masks for the last quarter (``_maginit``:
     M initialised proportional to |W| instead of constant; ``_target``: the setting is a target
     sparsity that lambda is controlled to follow, reached 2 epochs before the freeze;
-    ``autoprune_target_sgd``: the same with M stepped by plain SGD, :data:`SGD_FOR_M`;
+    ``autoprune_target_sgd``: the same with M stepped by plain SGD, :data:`benchmarks.recipes.SGD_FOR_M`;
+    ``autoprune_target_sgd_floor``: and lambda kept above 1e-5;
     ``autoprune_neuron_target``: the same recipe at neuron granularity, the setting being the
     fraction of dense FLOPs to keep); Torch-Pruning
     removes channels after the first quarter and fine-tunes for the rest.
@@ -183,9 +187,9 @@ def callbacks_for(
         return [GradualMagnitudePruning(setting, start=per_epoch, end=freeze * per_epoch, every=max(1, per_epoch // 8))]
     if method == "modelpruning":
         return [lightning_model_pruning(model, setting, start_epoch=1, end_epoch=freeze)]
-    if method in ("autoprune_target", "autoprune_target_sgd"):
-        sgd = SGD_FOR_M if method == "autoprune_target_sgd" else {}
-        return [AuxMaskPruning.recipe(setting, epochs, print_table=False, **{**sgd, **(variant or {})})]
+    if method in TARGET_RECIPES:
+        overrides = {**TARGET_RECIPES[method], **(variant or {})}
+        return [AuxMaskPruning.recipe(setting, epochs, print_table=False, **overrides)]
     if method == "autoprune_neuron_target":
         include = GRID[model.hparams["arch"]]["neuron_layers"]
         budget = {"target_flops": setting, "granularity": "neuron", "include": include, "print_table": False}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.commands import command_line
+from benchmarks.recipes import TARGET_RECIPES
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -109,7 +110,7 @@ def plot(table: dict[str, dict[tuple[str, float], dict[str, Any]]], folder: Path
 
 # Methods whose setting is a pruned fraction s (the knob is then the asked-for compression
 # 1 / (1 - s)); the others' setting is lambda.
-FRACTION_SETTINGS = {"gmp", "modelpruning", "autoprune_target", "autoprune_target_sgd", "torchpruning"}
+FRACTION_SETTINGS = {"gmp", "modelpruning", "torchpruning", *TARGET_RECIPES}
 
 
 def knob(method: str, setting: float) -> float:

@@ -59,6 +59,7 @@ from lightning_auxprune.statistics import layer_stats, open_counts, summarize
 from lightning_auxprune.targets import select_layers
 
 PHASE_CODE: dict[Phase, int] = {"warmup": 0, "pruning": 1, "frozen": 2}
+CONTROLLER_DEFAULTS: dict[str, float] = {"target_gain": 0.01, "target_p_gain": 2.0, "target_min_strength": 1e-9}
 
 
 class AuxMaskPruning(Callback):
@@ -105,6 +106,9 @@ class AuxMaskPruning(Callback):
         target_gain: The controller's integral gain (log-lambda change per step per unit of
             error; the error is the log-ratio of kept to wanted fractions).
         target_p_gain: The controller's proportional gain (log-lambda offset per unit of error).
+        target_min_strength: The lowest lambda the controller goes to, in (0, ``strength``]. When
+            the masks run ahead of the target lambda falls; the lower it falls, the longer it
+            takes to climb back once the target catches up (see docs/configuration.md).
         log_every_n_steps: Log every N optimizer steps (default: the Trainer's
             ``log_every_n_steps``); statistics are also logged at every epoch end.
         print_table: Print the per-layer table at the end of ``fit``.
@@ -141,8 +145,9 @@ class AuxMaskPruning(Callback):
         restore_pruned_weights: bool = True,
         target_sparsity: float | None = None,
         target_flops: float | None = None,
-        target_gain: float = 0.01,
-        target_p_gain: float = 2.0,
+        target_gain: float = CONTROLLER_DEFAULTS["target_gain"],
+        target_p_gain: float = CONTROLLER_DEFAULTS["target_p_gain"],
+        target_min_strength: float = CONTROLLER_DEFAULTS["target_min_strength"],
         log_every_n_steps: int | None = None,
         print_table: bool = True,
     ) -> None:
@@ -168,7 +173,9 @@ class AuxMaskPruning(Callback):
         for name, patterns in (("include", include), ("exclude", exclude)):
             if isinstance(patterns, str):
                 raise TypeError(f"{name} must be a list of regexes, not the string {patterns!r}: use [{patterns!r}].")
-        self.controller = self._make_controller(target_sparsity, target_flops, target_gain, target_p_gain)
+        self.controller = self._make_controller(
+            target_sparsity, target_flops, target_gain, target_p_gain, target_min_strength
+        )
         self.target_metric = "flops" if target_flops is not None else "sparsity"
         self.regularizer: RegularizerName = regularizer
         self.aux_lr = aux_lr
@@ -260,11 +267,20 @@ class AuxMaskPruning(Callback):
         return cls(**{**settings, **overrides})
 
     def _make_controller(
-        self, target_sparsity: float | None, target_flops: float | None, gain: float, p_gain: float
+        self,
+        target_sparsity: float | None,
+        target_flops: float | None,
+        gain: float,
+        p_gain: float,
+        min_strength: float,
     ) -> TargetController | None:
         if target_sparsity is not None and target_flops is not None:
             raise ValueError("Give target_sparsity or target_flops, not both.")
         if target_sparsity is None and target_flops is None:
+            given = {"target_gain": gain, "target_p_gain": p_gain, "target_min_strength": min_strength}
+            changed = sorted(k for k, v in given.items() if v != CONTROLLER_DEFAULTS[k])
+            if changed:
+                raise ValueError(f"{changed} tune the lambda controller: set target_sparsity or target_flops too.")
             return None
         if target_sparsity is not None and not 0.0 < target_sparsity < 1.0:
             raise ValueError(
@@ -280,7 +296,13 @@ class AuxMaskPruning(Callback):
         if self.schedule.strength <= 0:
             raise ValueError("With a target, strength is lambda's initial value and must be > 0 (e.g. 1e-4).")
         return TargetController(
-            final=final, start=start, end=end, strength=self.schedule.strength, gain=gain, p_gain=p_gain
+            final=final,
+            start=start,
+            end=end,
+            strength=self.schedule.strength,
+            gain=gain,
+            p_gain=p_gain,
+            min_strength=min_strength,
         )
 
     # ------------------------------------------------------------------ set-up

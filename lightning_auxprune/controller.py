@@ -66,11 +66,14 @@ class TargetController:
         if self.gain <= 0 or self.p_gain < 0:
             raise ValueError(f"Need target_gain={self.gain} > 0 and target_p_gain={self.p_gain} >= 0.")
         if not 0 < self.min_strength < self.max_strength:
-            raise ValueError(f"Need 0 < min_strength={self.min_strength} < max_strength={self.max_strength}.")
+            raise ValueError(
+                f"Need 0 < min_strength={self.min_strength} (target_min_strength) < max_strength={self.max_strength}."
+            )
         if not self.min_strength <= self.strength <= self.max_strength:
             raise ValueError(
                 f"strength={self.strength} (lambda's initial value) must lie in "
-                f"[{self.min_strength}, {self.max_strength}] when a target is set."
+                f"[{self.min_strength}, {self.max_strength}] when a target is set: lower target_min_strength "
+                "or raise strength."
             )
         self.output = self.output or self.strength
 

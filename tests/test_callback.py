@@ -226,6 +226,10 @@ def test_setup_errors(tmp_path, model, kwargs, error, match):
         ({"target_sparsity": 0.5}, "set ramp > 0 or freeze"),
         ({"target_sparsity": 0.5, "freeze": 2, "strength": 0.0}, "initial value and must be > 0"),
         ({"target_sparsity": 0.5, "freeze": 2, "target_gain": 0.0}, "Need target_gain=0.0 > 0"),
+        ({"target_gain": 0.05, "target_min_strength": 1e-6}, r"\['target_gain', 'target_min_strength'\] tune"),
+        ({"target_p_gain": 0.0}, "set target_sparsity or target_flops too"),
+        ({"target_sparsity": 0.5, "freeze": 2, "target_min_strength": 1e-3}, "lower target_min_strength"),
+        ({"target_sparsity": 0.5, "freeze": 2, "target_min_strength": 0.0}, r"0 < min_strength=0.0 \(target_min"),
     ],
 )
 def test_constructor_errors(kwargs, match):
@@ -348,3 +352,8 @@ def test_recipe_is_the_benchmarked_target_schedule(tmp_path):
     tiny_trainer(tmp_path, 3, [cb]).fit(TinyNet(), toy_loader())
     assert all(not bool((m.aux == 1.0).all()) for m in cb.masks.values())
     assert cb.controller.output > 1e-4  # behind the ramp: lambda grew
+
+
+def test_callback_passes_the_floor_to_its_controller():
+    cb = AuxMaskPruning(target_sparsity=0.5, freeze=2, strength=1e-3, target_min_strength=1e-5)
+    assert cb.controller is not None and cb.controller.min_strength == 1e-5

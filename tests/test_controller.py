@@ -76,3 +76,19 @@ def test_state_dict_round_trip():
 def test_bad_settings_are_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make(**kwargs)
+
+
+def test_a_higher_floor_lets_lambda_climb_back_sooner():
+    """Ahead of the target lambda falls to its floor; behind it again, it climbs back from there."""
+
+    def steps_to_recover(floor: float) -> int:
+        c = make(gain=0.05, p_gain=0.0, min_strength=floor, strength=1e-3)
+        for _ in range(2000):
+            c.update(5.0, achieved=0.95)  # far ahead of target_at(5.0)
+        assert c.strength == floor
+        steps = 0
+        while c.update(10.0, achieved=0.5) < 1e-3:  # now behind the final 0.9
+            steps += 1
+        return steps
+
+    assert steps_to_recover(1e-5) < steps_to_recover(1e-9) / 2
