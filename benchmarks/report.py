@@ -81,14 +81,16 @@ def plot(table: dict[str, dict[tuple[str, float], dict[str, Any]]], folder: Path
     written = []
     for model, rows in table.items():
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for method in sorted({m for m, _ in rows}):
+        palette = plt.get_cmap("tab20")  # more methods than the default cycle's 10 colours
+        for index, method in enumerate(sorted({m for m, _ in rows})):
             points = sorted((v for (m, _), v in rows.items() if m == method), key=lambda v: v["compression"][0])
             for axis, key, scale in ((axes[0], "compression", "log"), (axes[1], "flops_ratio", "log")):
                 axis.errorbar(
                     [p[key][0] for p in points],
                     [100 * p["accuracy"][0] for p in points],
                     yerr=[100 * p["accuracy"][1] for p in points],
-                    marker="o",
+                    marker="os^Dv"[index % 5],
+                    color=palette((2 * index) % 20 + (index // 10) % 2),
                     capsize=3,
                     label=method,
                 )

@@ -59,7 +59,11 @@ from lightning_auxprune.statistics import layer_stats, open_counts, summarize
 from lightning_auxprune.targets import select_layers
 
 PHASE_CODE: dict[Phase, int] = {"warmup": 0, "pruning": 1, "frozen": 2}
-CONTROLLER_DEFAULTS: dict[str, float] = {"target_gain": 0.01, "target_p_gain": 2.0, "target_min_strength": 1e-9}
+CONTROLLER_DEFAULTS: dict[str, float] = {
+    "target_gain": TargetController.gain,
+    "target_p_gain": TargetController.p_gain,
+    "target_min_strength": TargetController.min_strength,
+}
 
 
 class AuxMaskPruning(Callback):
@@ -244,8 +248,8 @@ class AuxMaskPruning(Callback):
         the budget; ``aux_lr=5e-3``; the rest as :meth:`paper`. This is ``autoprune_target`` of
         ``benchmarks/compare.py``; docs/benchmarks.md has what it measured, including where it
         loses to gradual magnitude pruning. ``overrides`` replace any of these arguments;
-        ``aux_optimizer="sgd", aux_lr=1.0, strength=1e-3`` (``autoprune_target_sgd``) measured
-        better at 98-99% sparsity but misses lower targets.
+        ``aux_optimizer="sgd", aux_lr=1.0, strength=1e-3, target_min_strength=1e-5``
+        (``autoprune_target_sgd_floor``) measured better than GMP at weight granularity.
 
         Example:
             >>> cb = AuxMaskPruning.recipe(0.99, max_epochs=16)
