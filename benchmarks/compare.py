@@ -241,6 +241,11 @@ def sparsity_figures(plain: nn.Module, dense: nn.Module) -> tuple[float, float]:
     return total / max(nonzero, 1), kept / sum(dense_flops.dense(dense).values())
 
 
+def budget(model_name: str, args: argparse.Namespace) -> int:
+    """The epochs of a run: ``--epochs`` if given, else the model's budget in :data:`GRID`."""
+    return int(args.epochs or GRID[model_name]["epochs"])
+
+
 def run(
     model_name: str,
     method: str,
@@ -253,7 +258,7 @@ def run(
     """Train one configuration and measure it (``variant``: AuxMaskPruning overrides; ``logger``: see
     what the callback logs every 50 steps, as :mod:`benchmarks.trace` does)."""
     L.seed_everything(seed, workers=True)
-    epochs = args.epochs or GRID[model_name]["epochs"]
+    epochs = budget(model_name, args)
     data = FashionMNISTDataModule(
         args.data_dir, batch_size=128, seed=seed, val_size=args.val_size, train_subset=args.train_subset
     )
@@ -310,7 +315,7 @@ def main(argv: list[str] | None = None) -> list[Record]:
     done = load_records(out)  # runs already in the file are kept, not repeated: an interrupted benchmark resumes
     records: list[Record] = []
     for model_name in args.models:
-        epochs = args.epochs or GRID[model_name]["epochs"]
+        epochs = budget(model_name, args)
         for seed in args.seeds:
             dense = done.get((model_name, "dense", 0.0, seed, epochs, ""))
             if dense is None:

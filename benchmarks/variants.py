@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, cast
 
-from benchmarks.compare import GRID, Record, append_record, load_records, run
+from benchmarks.compare import Record, append_record, budget, load_records, run
 
 
 def run_variants(
@@ -33,7 +33,7 @@ def run_variants(
     records: list[Record] = []
     dense: dict[int, float] = {}
     for seed in args.seeds:
-        epochs = args.epochs or GRID[model]["epochs"]
+        epochs = budget(model, args)
         previous = {name: done.get((model, method, setting, seed, epochs, name)) for name in variants}
         found = [r for r in previous.values() if r is not None]
         if len(found) == len(variants):
