@@ -1,8 +1,9 @@
 """lightning-auxprune: learned, recoverable network pruning (AutoPrune) for PyTorch Lightning.
 
 Example:
-    >>> from lightning_auxprune import AuxMaskPruning, bake
-    >>> callback = AuxMaskPruning(strength=1e-4)
+    >>> from lightning_auxprune import AuxMaskPruning, AuxPruner, bake
+    >>> callback = AuxMaskPruning(strength=1e-4)  # Lightning
+    >>> pruner = AuxPruner(strength=1e-4)  # plain PyTorch or Fabric
 
 """
 
@@ -14,6 +15,7 @@ from lightning_auxprune.masked_weight import masked_weight
 from lightning_auxprune.options import MaskOptions
 from lightning_auxprune.parametrization import AuxMask
 from lightning_auxprune.patch import find_masks, patch_model
+from lightning_auxprune.pruner import AuxPruner
 from lightning_auxprune.schedule import PruningSchedule
 from lightning_auxprune.shrink import ShrinkResult, UnsafeShrinkError, load_shrunk, save_shrunk, shrink
 from lightning_auxprune.sparse_export import load_sparse, save_sparse
@@ -23,6 +25,7 @@ from lightning_auxprune.statistics import layer_stats, summarize
 __all__ = [
     "AuxMask",
     "AuxMaskPruning",
+    "AuxPruner",
     "MaskOptions",
     "PruningSchedule",
     "ShrinkResult",

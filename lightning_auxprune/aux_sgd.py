@@ -12,14 +12,16 @@ small ones. ``"normalized_sgd"`` divides each layer's M gradient by its root mea
 every layer's masks move at the same overall rate while the ranking inside a layer (and the
 balance of data gradient and regularizer) stays SGD's.
 
-:func:`aux_sgd_step` applies that update and clears the gradients, so the user's optimizer skips
-the masks (optimizers skip parameters whose ``grad`` is ``None``).
+:func:`aux_sgd_step` applies that update for all layers with multi-tensor kernels (torch's fused
+SGD, which skips the step on the device when a gradient is not finite, without a host sync) and
+clears the gradients, so the user's optimizer skips the masks (optimizers skip parameters whose
+``grad`` is ``None``).
 
 Example:
     >>> import torch
     >>> m = torch.nn.Parameter(torch.ones(3))
     >>> m.grad = torch.tensor([0.5, -1.0, 0.0])
-    >>> aux_sgd_step([m], lr=0.1)
+    >>> bool(aux_sgd_step([m], lr=0.1))
     True
     >>> m.detach().tolist(), m.grad
     ([0.949999988079071, 1.100000023841858, 1.0], None)
@@ -28,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -38,7 +41,7 @@ AuxOptimizer = Literal["shared", "sgd", "normalized_sgd"]
 RMS_EPS = 1e-12
 
 
-def aux_sgd_step(params: Sequence[nn.Parameter], lr: float, normalize: bool = False) -> bool:
+def aux_sgd_step(params: Sequence[nn.Parameter], lr: float, normalize: bool = False) -> torch.Tensor:
     """``p -= lr * p.grad`` for every parameter with a gradient, then drop the gradients.
 
     Nothing moves when any gradient is not finite (what a mixed-precision grad scaler does with
@@ -51,21 +54,45 @@ def aux_sgd_step(params: Sequence[nn.Parameter], lr: float, normalize: bool = Fa
             ``p -= lr * g / rms(g)``.
 
     Returns:
-        Whether the step was applied.
+        A 0-d bool tensor on the parameters' device: whether the step was applied. Reading it
+        synchronises with the device; the step itself does not.
 
     Example:
         >>> m = torch.nn.Parameter(torch.zeros(2))
         >>> m.grad = torch.tensor([3.0, -4.0])  # rms 3.536
-        >>> aux_sgd_step([m], lr=1.0, normalize=True), [round(v, 3) for v in m.detach().tolist()]
-        (True, [-0.849, 1.131])
+        >>> _ = aux_sgd_step([m], lr=1.0, normalize=True)
+        >>> [round(v, 3) for v in m.detach().tolist()]
+        [-0.849, 1.131]
 
     """
-    grads = [p.grad for p in params if p.grad is not None]
-    finite = bool(torch.stack([g.isfinite().all() for g in grads]).all()) if grads else False
-    with torch.no_grad():
+    stepped: list[torch.Tensor] = [p for p in params if p.grad is not None]
+    if not stepped:
         for p in params:
-            if p.grad is not None and finite:
-                step = p.grad / (p.grad.square().mean().sqrt() + RMS_EPS) if normalize else p.grad
-                p.sub_(step, alpha=lr)
             p.grad = None
-    return finite
+        return torch.zeros((), dtype=torch.bool)
+    grads = [p.grad for p in stepped if p.grad is not None]
+    with torch.no_grad():
+        found_inf = torch.zeros((), dtype=torch.float32, device=grads[0].device)
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, found_inf, torch.ones_like(found_inf))
+        if normalize:
+            norms = torch._foreach_norm(grads)
+            scales = torch._foreach_div(norms, [math.sqrt(g.numel()) for g in grads])
+            torch._foreach_add_(scales, RMS_EPS)
+            torch._foreach_div_(grads, scales)
+        torch._fused_sgd_(
+            stepped,
+            grads,
+            [],
+            weight_decay=0.0,
+            momentum=0.0,
+            lr=lr,
+            dampening=0.0,
+            nesterov=False,
+            maximize=False,
+            is_first_step=False,
+            grad_scale=None,
+            found_inf=found_inf,
+        )
+    for p in params:
+        p.grad = None
+    return found_inf == 0

@@ -1,15 +1,25 @@
 """``AuxMaskPruning``: AutoPrune as a Lightning callback (the only module that imports Lightning).
 
-Where things happen, and why:
+The method itself lives in :class:`~lightning_auxprune.pruner.AuxPruner` (plain torch); this
+callback turns the Trainer's state into the pruner's calls. Its hooks, in the order they run:
 
-* ``setup``: the layers get their auxiliary masks (``torch.nn.utils.parametrize``) before the
-  strategy wraps the model (DDP) and before a checkpoint's model state is restored strictly;
+* ``setup``: ``pruner.attach`` gives the layers their masks (``torch.nn.utils.parametrize``)
+  before the strategy wraps the model (DDP) and before a checkpoint's model state is restored;
+* ``load_state_dict`` (on resume): the pruner's events and lambda, the settings compared;
 * ``on_fit_start``: the masks leave the user's parameter groups for one named ``"auxprune"``
-  group per optimizer, before a checkpoint's optimizer state is restored;
-* ``on_before_optimizer_step`` (after backward, gradient accumulation and AMP unscaling): the
-  regularizer's gradient is added to M, or M's gradient is dropped outside the pruning phase;
-* ``on_train_batch_end``: pruned weights are put back to their pre-step values (undoing weight
-  decay and momentum), prune/recovery events are counted, statistics are logged.
+  group per optimizer (before a checkpoint's optimizer state is restored); LR schedulers learn
+  about the group;
+* ``on_train_batch_start`` and ``on_train_batch_end`` (LR schedulers step just before it): the
+  aux lr is written into the group, fixed or following the scheduler, so the optimizer step and
+  ``LearningRateMonitor`` see it;
+* ``on_before_optimizer_step`` (after backward, gradient accumulation and AMP unscaling):
+  ``pruner.before_optimizer_step`` adds the regularizer's gradient to M (or drops M's gradient
+  outside the pruning phase) and, with ``aux_optimizer="sgd"``, steps M;
+* ``on_train_batch_end``: ``pruner.after_optimizer_step`` restores pruned weights and counts
+  events on the device; on logging steps the statistics go to every logger (one host sync);
+* ``on_train_epoch_end``: statistics logged, sparsity/compression/FLOPs ratio in
+  ``callback_metrics`` (for ``ModelCheckpoint``/``EarlyStopping``);
+* ``on_fit_end``: the per-layer table, and a warning when a target was missed.
 
 Example:
     >>> from lightning.pytorch import Trainer
@@ -21,8 +31,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
-from typing import Any, cast
+from typing import Any, Literal
 
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -34,11 +43,10 @@ from torch import nn
 from typing_extensions import override
 
 from lightning_auxprune.aux_group import AuxLrMode, align_schedulers, attach_aux_group, aux_lr, set_aux_lr
-from lightning_auxprune.aux_sgd import AuxOptimizer, aux_sgd_step
+from lightning_auxprune.aux_sgd import AuxOptimizer
 from lightning_auxprune.bake import bake
 from lightning_auxprune.controller import TargetController
 from lightning_auxprune.events import MaskEvents
-from lightning_auxprune.flops import LayerFlops
 from lightning_auxprune.options import (
     Granularity,
     MaskInit,
@@ -50,20 +58,11 @@ from lightning_auxprune.options import (
     check_choice,
 )
 from lightning_auxprune.parametrization import AuxMask
-from lightning_auxprune.patch import patch_model
-from lightning_auxprune.regularizer import add_regularizer_grad, regularizer_value
-from lightning_auxprune.report import layer_table
-from lightning_auxprune.schedule import Phase, PruningSchedule, Unit
+from lightning_auxprune.pruner import CONTROLLER_DEFAULTS, AuxPruner, UnreachableTargetError
+from lightning_auxprune.schedule import PruningSchedule
 from lightning_auxprune.shrink import OnUnsafe, ShrinkResult, shrink
-from lightning_auxprune.statistics import layer_stats, open_counts, summarize
-from lightning_auxprune.targets import select_layers
 
-PHASE_CODE: dict[Phase, int] = {"warmup": 0, "pruning": 1, "frozen": 2}
-CONTROLLER_DEFAULTS: dict[str, float] = {
-    "target_gain": TargetController.gain,
-    "target_p_gain": TargetController.p_gain,
-    "target_min_strength": TargetController.min_strength,
-}
+Unit = Literal["epoch", "step"]
 
 
 class AuxMaskPruning(Callback):
@@ -156,7 +155,13 @@ class AuxMaskPruning(Callback):
         print_table: bool = True,
     ) -> None:
         super().__init__()
-        self.options = MaskOptions(
+        check_choice("unit", unit, Unit)
+        check_choice("aux_lr_mode", aux_lr_mode, AuxLrMode)
+        if log_every_n_steps is not None and log_every_n_steps < 1:
+            raise ValueError(f"log_every_n_steps={log_every_n_steps} must be >= 1 (or None for the Trainer's).")
+        self.pruner = AuxPruner(
+            strength=strength,
+            regularizer=regularizer,
             granularity=granularity,
             ste=ste,
             alpha=alpha,
@@ -165,43 +170,57 @@ class AuxMaskPruning(Callback):
             weight_grad=weight_grad,
             init=init,
             init_scale=init_scale,
+            aux_lr=aux_lr,
+            aux_optimizer=aux_optimizer,
+            include=include,
+            exclude=exclude,
+            layer_types=layer_types,
+            warmup=warmup,
+            ramp=ramp,
+            freeze=freeze,
+            restore_pruned_weights=restore_pruned_weights,
+            target_sparsity=target_sparsity,
+            target_flops=target_flops,
+            target_gain=target_gain,
+            target_p_gain=target_p_gain,
+            target_min_strength=target_min_strength,
         )
-        self.schedule = PruningSchedule(strength=strength, unit=unit, warmup=warmup, ramp=ramp, freeze=freeze)
-        check_choice("regularizer", regularizer, RegularizerName)
-        check_choice("aux_lr_mode", aux_lr_mode, AuxLrMode)
-        check_choice("aux_optimizer", aux_optimizer, AuxOptimizer)
-        if aux_lr <= 0:
-            raise ValueError(f"aux_lr={aux_lr} must be > 0; use freeze=... to stop the masks from moving.")
-        if log_every_n_steps is not None and log_every_n_steps < 1:
-            raise ValueError(f"log_every_n_steps={log_every_n_steps} must be >= 1 (or None for the Trainer's).")
-        for name, patterns in (("include", include), ("exclude", exclude)):
-            if isinstance(patterns, str):
-                raise TypeError(f"{name} must be a list of regexes, not the string {patterns!r}: use [{patterns!r}].")
-        self.controller = self._make_controller(
-            target_sparsity, target_flops, target_gain, target_p_gain, target_min_strength
-        )
-        self.target_metric = "flops" if target_flops is not None else "sparsity"
-        self.regularizer: RegularizerName = regularizer
-        self.aux_lr = aux_lr
+        self.unit: Unit = unit
         self.aux_lr_mode: AuxLrMode = aux_lr_mode
-        self.aux_optimizer: AuxOptimizer = aux_optimizer
-        self.include = list(include) if include is not None else None
-        self.exclude = list(exclude) if exclude is not None else None
-        self.layer_types = list(layer_types) if layer_types is not None else None
-        self.restore_pruned_weights = restore_pruned_weights
         self.log_every_n_steps = log_every_n_steps
         self.print_table = print_table
-
-        self.masks: dict[str, AuxMask] = {}
-        self._layers: dict[str, nn.Module] = {}
-        self.events = MaskEvents()
-        self.flops = LayerFlops()
         self.last_table = ""
         self._aux_param_names: list[str] = []
         self._loaded_aux_param_names: list[str] | None = None
         self._last_logged_step = -1
         self._batch_idx = 0
-        self._snapshot: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._stepped = False
+
+    # The pruner's parts, read by users and tests.
+    @property
+    def masks(self) -> dict[str, AuxMask]:
+        """``{layer_name: AuxMask}`` of the model being pruned."""
+        return self.pruner.masks
+
+    @property
+    def events(self) -> MaskEvents:
+        """Prune and recovery event counters."""
+        return self.pruner.events
+
+    @property
+    def controller(self) -> TargetController | None:
+        """The lambda controller (``None`` without a target)."""
+        return self.pruner.controller
+
+    @property
+    def options(self) -> MaskOptions:
+        """Mask granularity, STE, gradient rules and init."""
+        return self.pruner.options
+
+    @property
+    def schedule(self) -> PruningSchedule:
+        """Warm-up, ramp and freeze positions (in ``unit``)."""
+        return self.pruner.schedule
 
     @classmethod
     def paper(cls, strength: float = 1e-4, aux_lr: float = 1e-2, **overrides: Any) -> AuxMaskPruning:
@@ -270,45 +289,6 @@ class AuxMaskPruning(Callback):
         }
         return cls(**{**settings, **overrides})
 
-    def _make_controller(
-        self,
-        target_sparsity: float | None,
-        target_flops: float | None,
-        gain: float,
-        p_gain: float,
-        min_strength: float,
-    ) -> TargetController | None:
-        if target_sparsity is not None and target_flops is not None:
-            raise ValueError("Give target_sparsity or target_flops, not both.")
-        if target_sparsity is None and target_flops is None:
-            given = {"target_gain": gain, "target_p_gain": p_gain, "target_min_strength": min_strength}
-            changed = sorted(k for k, v in given.items() if v != CONTROLLER_DEFAULTS[k])
-            if changed:
-                raise ValueError(f"{changed} tune the lambda controller: set target_sparsity or target_flops too.")
-            return None
-        if target_sparsity is not None and not 0.0 < target_sparsity < 1.0:
-            raise ValueError(
-                f"target_sparsity={target_sparsity} is the fraction of weights to prune: use a value in (0, 1)."
-            )
-        if target_flops is not None and not 0.0 < target_flops < 1.0:
-            raise ValueError(f"target_flops={target_flops} is the fraction of FLOPs to keep: use a value in (0, 1).")
-        final = target_sparsity if target_sparsity is not None else 1.0 - cast(float, target_flops)
-        start = self.schedule.warmup
-        end = start + self.schedule.ramp if self.schedule.ramp > 0 else self.schedule.freeze
-        if end is None:
-            raise ValueError("A target needs to know when to reach it: set ramp > 0 or freeze.")
-        if self.schedule.strength <= 0:
-            raise ValueError("With a target, strength is lambda's initial value and must be > 0 (e.g. 1e-4).")
-        return TargetController(
-            final=final,
-            start=start,
-            end=end,
-            strength=self.schedule.strength,
-            gain=gain,
-            p_gain=p_gain,
-            min_strength=min_strength,
-        )
-
     # ------------------------------------------------------------------ set-up
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -318,25 +298,18 @@ class AuxMaskPruning(Callback):
                 "restores pruned weights around Lightning's optimizer step. Set "
                 "`self.automatic_optimization = True` in your LightningModule."
             )
-        names = select_layers(pl_module, self.include, self.exclude, self.layer_types)
-        self.masks = patch_model(pl_module, names, self.options)
-        modules = dict(pl_module.named_modules())
-        self._layers = {name: modules[name] for name in self.masks}
+        self.pruner.attach(pl_module)
         param_names = {id(p): n for n, p in pl_module.named_parameters()}
-        self._aux_param_names = [param_names[id(m.aux)] for m in self.masks.values()]
+        self._aux_param_names = [param_names[id(p)] for p in self.pruner.aux_parameters()]
 
-    def _check_unpatched_layers(self, pl_module: LightningModule) -> None:
-        names = select_layers(pl_module, self.include, self.exclude, self.layer_types)
-        missing = [n for n in names if n not in self.masks]
+    @override
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        missing = [n for n in self.pruner.select(pl_module) if n not in self.masks]
         if missing:
             raise MisconfigurationException(
                 f"Layers {missing} appeared after AuxMaskPruning.setup (created in configure_model?) and "
                 "would stay dense. Create them in __init__, or pass exclude=[...] to leave them dense."
             )
-
-    @override
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._check_unpatched_layers(pl_module)
         optimizers = [o for o in trainer.optimizers if not isinstance(o, _MockOptimizer)]
         if not optimizers:
             raise MisconfigurationException(
@@ -349,100 +322,38 @@ class AuxMaskPruning(Callback):
                 f"{self._loaded_aux_param_names} vs {self._aux_param_names}. Resume with the same "
                 "include/exclude/layer_types settings."
             )
-        params = [m.aux for m in self.masks.values()]
         schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
         for optimizer in optimizers:
-            attach_aux_group(optimizer, params, self.aux_lr)
-            align_schedulers(schedulers, optimizer, self.aux_lr)
+            attach_aux_group(optimizer, self.pruner.aux_parameters(), self.pruner.aux_lr)
+            align_schedulers(schedulers, optimizer, self.pruner.aux_lr)
         self._apply_aux_lr(trainer)
-        self.flops.attach(pl_module)
-        if not self.events.previous:
-            self.events.update(self.masks)
+        self.pruner.reset()  # weights and masks may have come from a checkpoint since setup
 
     # ------------------------------------------------------------- per batch
-    def _position(self, trainer: Trainer) -> float:
-        if self.schedule.unit == "step":
-            return float(trainer.global_step)
-        batches = trainer.num_training_batches
-        fraction = self._batch_idx / batches if isinstance(batches, int) and batches > 0 else 0.0
-        return trainer.current_epoch + fraction
-
-    def _apply_aux_lr(self, trainer: Trainer) -> None:
-        for optimizer in trainer.optimizers:
-            set_aux_lr(optimizer, aux_lr(optimizer, self.aux_lr, self.aux_lr_mode))
-
     @override
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         self._batch_idx = batch_idx
-        self._apply_aux_lr(trainer)
+        self._apply_aux_lr(trainer)  # before LearningRateMonitor reads it and before the step
 
     @override
     def on_before_optimizer_step(
         self, trainer: Trainer, pl_module: LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
-        self._apply_aux_lr(trainer)
-        position = self._position(trainer)
-        if self.schedule.phase(position) == "pruning":
-            add_regularizer_grad(self.masks.values(), self.regularizer, self._strength(trainer, position))
-        else:
-            for mask in self.masks.values():
-                mask.aux.grad = None
-        if self.restore_pruned_weights and self.options.weight_grad == "masked":
-            self._take_snapshot()
-        if self.aux_optimizer != "shared":
-            aux_sgd_step(
-                [m.aux for m in self.masks.values()],
-                aux_lr(optimizer, self.aux_lr, self.aux_lr_mode),
-                normalize=self.aux_optimizer == "normalized_sgd",
-            )
-
-    def _strength(self, trainer: Trainer, position: float) -> float:
-        """The regularizer strength for this step: scheduled, or moved by the controller towards its target."""
-        if self.controller is None:
-            return self.schedule.lambda_at(position)
-        return self.controller.update(position, self._removed_fraction(trainer))
-
-    def _removed_fraction(self, trainer: Trainer) -> float:
-        """The controlled quantity: pruned fraction of masked weights, or of the dense FLOPs."""
-        counts = open_counts(self.masks)
-        if self.target_metric == "sparsity":
-            return 1.0 - sum(o for o, _ in counts.values()) / sum(t for _, t in counts.values())
-        if not self.flops.ready:
-            return 0.0
-        module = trainer.lightning_module
-        floor = self.flops.ratio(module, dict.fromkeys(counts, 0.0))
-        if self.controller is not None and floor > 1.0 - self.controller.final:
-            raise MisconfigurationException(
-                f"target_flops={1.0 - self.controller.final:g} cannot be reached: the layers left dense hold "
-                f"{floor:.1%} of the FLOPs. Prune more layers (include/exclude) or raise target_flops."
-            )
-        return 1.0 - self.flops.ratio(module, {name: o / t for name, (o, t) in counts.items()})
-
-    def _take_snapshot(self) -> None:
-        """Remember the values of pruned weights (and gated biases) before the optimizer step."""
-        self._snapshot.clear()
-        for name, mask in self.masks.items():
-            stacks = cast(nn.ModuleDict, self._layers[name].parametrizations)
-            for tensor_name in ("weight", "bias"):
-                if tensor_name not in stacks:
-                    continue
-                original = cast(torch.Tensor, stacks[tensor_name].original)
-                closed = mask.weight_gate(original) == 0
-                self._snapshot.append((original, closed, original.detach().clone()))
-
-    def _restore_snapshot(self) -> None:
-        with torch.no_grad():
-            for original, closed, before in self._snapshot:
-                original.copy_(torch.where(closed, before, original))
-        self._snapshot.clear()
+        lr = aux_lr(optimizer, self.pruner.aux_lr, self.aux_lr_mode)  # written at batch start
+        try:
+            self.pruner.before_optimizer_step(self._position(trainer), lr)
+        except UnreachableTargetError as err:
+            raise MisconfigurationException(str(err)) from err
+        self._stepped = True
 
     @override
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        self._restore_snapshot()
-        self._apply_aux_lr(trainer)
-        self.events.update(self.masks)
+        if self._stepped:  # not on batches that only accumulate gradients
+            self.pruner.after_optimizer_step()
+            self._stepped = False
+        self._apply_aux_lr(trainer)  # LR schedulers stepped just before this hook
         every = self.log_every_n_steps or int(getattr(trainer, "log_every_n_steps", 50) or 50)
         step = trainer.global_step
         if step != self._last_logged_step and step % every == 0 and step > 0:
@@ -450,112 +361,89 @@ class AuxMaskPruning(Callback):
 
     @override
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        metrics = self.metrics(trainer)
         if trainer.global_step != self._last_logged_step:
-            self._log(trainer, metrics)
+            metrics = self._log(trainer)
+        else:
+            metrics = self.pruner.metrics(self._position(trainer))
         for key in ("auxprune/sparsity", "auxprune/compression", "auxprune/flops_ratio"):
             if key in metrics:
                 pl_module.log(key, metrics[key], logger=False)
 
     @override
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.flops.detach()
-        dense = self.flops.dense(pl_module) if self.flops.ready else None
-        self.last_table = layer_table(layer_stats(self.masks), dense)
+        self.pruner.flops.detach()
+        self.last_table = self.pruner.table()
         if self.print_table:
             rank_zero_info("AuxMaskPruning per-layer result:\n" + self.last_table)
         self._check_target_reached(trainer)
 
+    # ---------------------------------------------------------------- helpers
+    def _position(self, trainer: Trainer) -> float:
+        """Where training is, in ``unit``: optimizer steps, or epochs with the fraction of this one."""
+        if self.unit == "step":
+            return float(trainer.global_step)
+        batches = trainer.num_training_batches
+        fraction = self._batch_idx / batches if isinstance(batches, int) and batches > 0 else 0.0
+        return trainer.current_epoch + fraction
+
+    def _apply_aux_lr(self, trainer: Trainer) -> float:
+        """Write the aux lr (fixed, or following the user's scheduler) into every aux group; return it."""
+        lr = self.pruner.aux_lr
+        for optimizer in trainer.optimizers:
+            lr = aux_lr(optimizer, self.pruner.aux_lr, self.aux_lr_mode)
+            set_aux_lr(optimizer, lr)
+        return lr
+
     def _check_target_reached(self, trainer: Trainer) -> None:
         """Warn when the controlled quantity ended far (> 25% in kept fraction) from its target."""
-        if self.controller is None or self.schedule.phase(self._position(trainer)) == "warmup":
+        controller = self.controller
+        if controller is None or self.pruner.phase(self._position(trainer)) == "warmup":
             return
-        kept, wanted = 1.0 - self._removed_fraction(trainer), 1.0 - self.controller.final
+        kept, wanted = self.pruner.kept_fraction(), 1.0 - controller.final
         if not 0.8 <= kept / wanted <= 1.25:
-            what = "weights" if self.target_metric == "sparsity" else "FLOPs"
+            what = "weights" if self.pruner.target_metric == "sparsity" else "FLOPs"
             rank_zero_warn(
                 f"AuxMaskPruning kept {kept:.4g} of the {what} instead of the target {wanted:.4g} "
-                f"(lambda ended at {self.controller.output:.3g}). Give the controller more steps "
+                f"(lambda ended at {controller.output:.3g}). Give the controller more steps "
                 "(a longer ramp, a later freeze), or change target_gain: smaller if it overshot, larger if "
                 "it lagged. Masks the data gradient alone closes cannot be reopened by lowering lambda."
             )
 
-    # --------------------------------------------------------------- logging
     def metrics(self, trainer: Trainer) -> dict[str, float]:
-        """The statistics logged now (events since the last log are *not* consumed)."""
-        stats = layer_stats(self.masks)
-        summary = summarize(stats)
-        position = self._position(trainer)
-        metrics: dict[str, float] = {
-            "auxprune/sparsity": summary.sparsity,
-            "auxprune/compression": summary.compression,
-            "auxprune/lambda": self._logged_strength(position),
-            "auxprune/phase": float(PHASE_CODE[self.schedule.phase(position)]),
-            "auxprune/regularizer": regularizer_value(self.masks.values(), self.regularizer),
-            "auxprune/pruned_total": float(self.events.pruned_total),
-            "auxprune/recovered_total": float(self.events.recovered_total),
-        }
-        if self.controller is not None:
-            metrics["auxprune/target"] = self.controller.target_at(position)
-        for s in stats:
-            metrics[f"auxprune/density/{s.name}"] = s.density
-        if self.flops.ready:
-            module = trainer.lightning_module
-            metrics["auxprune/flops_ratio"] = self.flops.ratio(module, {s.name: s.density for s in stats})
-        return metrics
+        """The statistics now (consumes the event counts since the last log)."""
+        return self.pruner.metrics(self._position(trainer))
 
-    def _logged_strength(self, position: float) -> float:
-        if self.controller is None or self.schedule.phase(position) != "pruning":
-            return self.schedule.lambda_at(position)
-        return self.controller.output
-
-    def _log(self, trainer: Trainer, metrics: dict[str, float] | None = None) -> None:
-        metrics = dict(metrics or self.metrics(trainer))
-        pruned, recovered = self.events.take()
-        metrics["auxprune/pruned"] = float(pruned)
-        metrics["auxprune/recovered"] = float(recovered)
+    def _log(self, trainer: Trainer) -> dict[str, float]:
+        metrics = self.metrics(trainer)
         self._last_logged_step = trainer.global_step
         step = trainer.fit_loop.epoch_loop._batches_that_stepped
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
+        return metrics
 
     # ----------------------------------------------------------------- state
     @override
     def state_dict(self) -> dict[str, Any]:
         return {
+            **self.pruner.state_dict(),
+            "unit": self.unit,
             "aux_param_names": list(self._aux_param_names),
-            "events": self.events.state_dict(),
             "last_logged_step": self._last_logged_step,
-            "options": asdict(self.options),
-            "schedule": asdict(self.schedule),
-            "regularizer": self.regularizer,
-            "controller": self.controller.state_dict() if self.controller is not None else None,
         }
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved_unit = state_dict.get("unit", state_dict.get("schedule", {}).get("unit"))
+        try:
+            differences = self.pruner.load_state_dict(state_dict)
+        except ValueError as err:
+            raise MisconfigurationException(str(err)) from err
+        if saved_unit is not None and saved_unit != self.unit:
+            differences.append(f"unit: checkpoint {saved_unit!r}, now {self.unit!r}")
         self._loaded_aux_param_names = list(state_dict["aux_param_names"])
-        self.events.load_state_dict(state_dict["events"])
         self._last_logged_step = int(state_dict["last_logged_step"])
-        if state_dict["options"] != asdict(self.options):
-            raise MisconfigurationException(
-                f"The checkpoint was trained with mask options {state_dict['options']}, this callback has "
-                f"{asdict(self.options)}. Resume with the same options."
-            )
-        saved = state_dict.get("controller")
-        if self.controller is not None and saved is not None:
-            self.controller.load_state_dict(saved)
-        elif (self.controller is None) != (saved is None):
-            rank_zero_warn(
-                "Resuming with a different target setting: the checkpoint was trained "
-                f"{'with' if saved is not None else 'without'} a lambda controller, this callback "
-                f"{'uses one' if self.controller is not None else 'does not'}."
-            )
-        if state_dict["schedule"] != asdict(self.schedule) or state_dict["regularizer"] != self.regularizer:
-            rank_zero_warn(
-                f"Resuming with a different pruning schedule: checkpoint {state_dict['schedule']} "
-                f"({state_dict['regularizer']}), now {asdict(self.schedule)} ({self.regularizer})."
-            )
+        if differences:
+            rank_zero_warn("Resuming with a different pruning schedule: " + "; ".join(differences) + ".")
 
     # ----------------------------------------------------------------- export
     def bake(self, model: nn.Module) -> nn.Module:

@@ -1,61 +1,85 @@
-"""Counting mask prune events (open -> closed) and recovery events (closed -> open).
+"""Counting mask prune events (open -> closed) and recovery events (closed -> open), on the device.
 
-Call :meth:`MaskEvents.update` after every optimizer step; it compares each mask with its
-state at the previous call. ``recovered_total - pruned_total`` always equals the change in the
-number of open mask entries since the first call.
+:meth:`MaskEvents.record` compares the gates h(M) before and after an optimizer step. Counting
+happens on the masks' device (the number of flipped entries is an L1 norm of the gate change,
+for all layers in one multi-tensor kernel); the totals are read back only when they are logged
+or saved. ``recovered_total - pruned_total`` always equals the change in the number of open mask
+entries since counting started.
 
 Example:
     >>> import torch
-    >>> from lightning_auxprune.parametrization import AuxMask
-    >>> from lightning_auxprune.options import MaskOptions
-    >>> mask = AuxMask(torch.ones(3), MaskOptions())
+    >>> before = [torch.tensor([1.0, 1.0, 0.0])]
+    >>> after = [torch.tensor([0.0, 1.0, 1.0])]
     >>> events = MaskEvents()
-    >>> events.update({"fc": mask})
-    >>> with torch.no_grad():
-    ...     mask.aux[:2] = -1.0
-    >>> events.update({"fc": mask})
+    >>> events.record(before, after)
     >>> events.pruned_total, events.recovered_total
-    (2, 0)
+    (1, 1)
+    >>> events.take(), events.take()
+    ((1, 1), (0, 0))
 
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from lightning_auxprune.parametrization import AuxMask
+COUNT_DTYPE = torch.float64
+_PRUNED_TOTAL, _RECOVERED_TOTAL, _PRUNED_SINCE, _RECOVERED_SINCE = range(4)
+
+
+def _total(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Sum of absolute values over a list of tensors, float64, one multi-tensor kernel."""
+    return torch.stack(torch._foreach_norm(list(tensors), 1, dtype=COUNT_DTYPE)).sum()
 
 
 class MaskEvents:
     """Running totals of prune and recovery events, and counts since the last :meth:`take`."""
 
     def __init__(self) -> None:
-        self.previous: dict[str, torch.Tensor] = {}
-        self.pruned_total = 0
-        self.recovered_total = 0
-        self.pruned_since = 0
-        self.recovered_since = 0
+        self.counts = torch.zeros(4, dtype=COUNT_DTYPE)
 
-    def update(self, masks: Mapping[str, AuxMask]) -> None:
-        """Compare each mask with its previous state and count the flips (mask entries)."""
-        for name, mask in masks.items():
-            now = mask.aux.detach() > 0
-            before = self.previous.get(name)
-            self.previous[name] = now
-            if before is None:
-                continue
-            flipped = now != before.to(now.device)
-            if not bool(flipped.any()):  # the common case: nothing changed since the last call
-                continue
-            recovered = int((flipped & now).sum())
-            pruned = int(flipped.sum()) - recovered
-            self.pruned_total += pruned
-            self.recovered_total += recovered
-            self.pruned_since += pruned
-            self.recovered_since += recovered
+    def record(
+        self,
+        before: Sequence[torch.Tensor],
+        after: Sequence[torch.Tensor],
+        open_before: torch.Tensor | None = None,
+        open_after: torch.Tensor | None = None,
+    ) -> None:
+        """Count the entries that flipped between two lists of 0/1 gates (no host sync).
+
+        Args:
+            before: h(M) per layer before the step.
+            after: h(M) per layer after the step, same shapes.
+            open_before: Open entries per layer before, if already counted.
+            open_after: Open entries per layer after, if already counted.
+
+        """
+        if not before:
+            return
+        with torch.no_grad():
+            change = torch._foreach_sub(list(after), list(before))
+            flips = _total(change)
+            opened_after = _total(after) if open_after is None else open_after.sum()
+            opened_before = _total(before) if open_before is None else open_before.sum()
+            net = opened_after - opened_before
+            recovered = (flips + net) / 2
+            pruned = flips - recovered
+            if self.counts.device != flips.device:
+                self.counts = self.counts.to(flips.device)
+            self.counts += torch.stack([pruned, recovered, pruned, recovered])
+
+    @property
+    def pruned_total(self) -> int:
+        """Prune events so far (reads the device)."""
+        return round(float(self.counts[_PRUNED_TOTAL]))
+
+    @property
+    def recovered_total(self) -> int:
+        """Recovery events so far (reads the device)."""
+        return round(float(self.counts[_RECOVERED_TOTAL]))
 
     def take(self) -> tuple[int, int]:
         """Return ``(pruned, recovered)`` since the last call and reset those counters.
@@ -65,24 +89,24 @@ class MaskEvents:
             (0, 0)
 
         """
-        counts = (self.pruned_since, self.recovered_since)
-        self.pruned_since = self.recovered_since = 0
-        return counts
+        values = self.counts.tolist()
+        self.counts[_PRUNED_SINCE:] = 0.0
+        return round(values[_PRUNED_SINCE]), round(values[_RECOVERED_SINCE])
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue counting exactly after a resume."""
+        values = [round(v) for v in self.counts.tolist()]
         return {
-            "previous": {k: v.cpu() for k, v in self.previous.items()},
-            "pruned_total": self.pruned_total,
-            "recovered_total": self.recovered_total,
-            "pruned_since": self.pruned_since,
-            "recovered_since": self.recovered_since,
+            "pruned_total": values[_PRUNED_TOTAL],
+            "recovered_total": values[_RECOVERED_TOTAL],
+            "pruned_since": values[_PRUNED_SINCE],
+            "recovered_since": values[_RECOVERED_SINCE],
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
-        self.previous = {k: v.clone() for k, v in state["previous"].items()}
-        self.pruned_total = int(state["pruned_total"])
-        self.recovered_total = int(state["recovered_total"])
-        self.pruned_since = int(state["pruned_since"])
-        self.recovered_since = int(state["recovered_since"])
+        """Restore what :meth:`state_dict` returned.
+
+        A ``"previous"`` entry (version 0.1) is ignored: the gates are read from the masks.
+        """
+        keys = ("pruned_total", "recovered_total", "pruned_since", "recovered_since")
+        self.counts = torch.tensor([float(state[k]) for k in keys], dtype=COUNT_DTYPE, device=self.counts.device)

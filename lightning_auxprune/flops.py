@@ -20,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -65,8 +65,9 @@ def nonzero_flops(dense_flops: int, density: float) -> float:
 class LayerFlops:
     """Per-layer dense FLOPs of every Linear/Conv layer, from shapes seen in a real forward.
 
-    Call :meth:`attach` before a forward pass; the hooks record each layer's input shape once
-    and remove themselves. :meth:`dense` then counts each layer on a zero input of batch 1.
+    Call :meth:`attach` before a forward pass; each hook records its layer's input shape on the
+    layer's first call and removes itself, so later steps run without hooks (a compiled model
+    recompiles at most once). :meth:`dense` then counts each layer on a zero input of batch 1.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
@@ -80,7 +81,7 @@ class LayerFlops:
 
     def __init__(self) -> None:
         self.shapes: dict[str, tuple[int, ...]] = {}
-        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._handles: dict[str, torch.utils.hooks.RemovableHandle] = {}
         self._cache: dict[str, int] | None = None
 
     def attach(self, model: nn.Module) -> None:
@@ -88,18 +89,21 @@ class LayerFlops:
         self.detach()
         self._cache = None
         for name, module in prunable_layers(model, tuple(SUPPORTED_TYPES.values())).items():
-            self._handles.append(module.register_forward_pre_hook(self._recorder(name)))
+            self._handles[name] = module.register_forward_pre_hook(self._recorder(name))
 
     def _recorder(self, name: str) -> Any:
         def record(_module: nn.Module, args: tuple[Any, ...]) -> None:
             if name not in self.shapes and args and isinstance(args[0], torch.Tensor):
                 self.shapes[name] = (1, *args[0].shape[1:])
+            handle = self._handles.pop(name, None)
+            if handle is not None:
+                handle.remove()
 
         return record
 
     def detach(self) -> None:
         """Remove any hooks still registered."""
-        for handle in self._handles:
+        for handle in self._handles.values():
             handle.remove()
         self._handles.clear()
 
@@ -116,8 +120,8 @@ class LayerFlops:
             self._cache = {}
             for name, shape in self.shapes.items():
                 module = modules[name]
-                param = next(module.parameters())
-                example = torch.zeros(shape, dtype=param.dtype, device=param.device)
+                weight = cast(torch.Tensor, module.weight)  # the weight's dtype: a layer runs outside autocast here
+                example = torch.zeros(shape, dtype=weight.dtype, device=weight.device)
                 self._cache[name] = count_flops(module, example)
         return self._cache
 
@@ -135,3 +139,21 @@ class LayerFlops:
         total = sum(dense.values())
         kept = sum(nonzero_flops(f, densities.get(name, 1.0)) for name, f in dense.items())
         return kept / total if total else 1.0
+
+    def linear_ratio(self, model: nn.Module, masked: list[str]) -> tuple[float, list[float]]:
+        """The ratio of :meth:`ratio` as ``base + sum(coefficient[i] * density[i])`` over ``masked``.
+
+        ``base`` is the share of the FLOPs in layers left dense; the coefficients are the masked
+        layers' shares. A training step evaluates this on the device from the masks' densities.
+
+        Example:
+            >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+            >>> flops = LayerFlops(); flops.attach(net); _ = net(torch.zeros(1, 4))
+            >>> flops.linear_ratio(net, ["0"])
+            (0.3333333333333333, [0.6666666666666666])
+
+        """
+        dense = self.dense(model)
+        total = sum(dense.values()) or 1
+        base = sum(f for name, f in dense.items() if name not in masked) / total
+        return base, [dense.get(name, 0) / total for name in masked]

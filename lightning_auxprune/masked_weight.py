@@ -7,13 +7,17 @@ Backward, with ``g = dL/dT``:
 * M: ``g * sgn(W) * h'(M)`` (``rule="sign"``) or ``g * W * h'(M)`` (``rule="chain"``); for
   neuron granularity the product ``g * sgn(W)`` is summed over each unit's fan-in first.
 
+Both passes are a handful of fused elementwise kernels per layer (``torch.where`` on ``M > 0``,
+no dtype casts of the gate): M stays float32 while W may be bfloat16 or float16, and M's gradient
+is accumulated in float32.
+
 Example:
     >>> import torch
     >>> w = torch.tensor([[1.0, -2.0]], requires_grad=True)
     >>> m = torch.tensor([[0.5, -0.5]], requires_grad=True)
     >>> t = masked_weight(w, m, MaskOptions())
     >>> t
-    tensor([[1., -0.]], grad_fn=<MaskedWeightBackward>)
+    tensor([[1., 0.]], grad_fn=<MaskedWeightBackward>)
     >>> t.sum().backward()
     >>> w.grad, m.grad
     (tensor([[1., 0.]]), tensor([[ 1.0000, -0.1000]]))
@@ -41,8 +45,20 @@ def unit_view(per_unit: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return per_unit.reshape(per_unit.shape[0], *([1] * (like.dim() - 1)))
 
 
+def open_entries(scores: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Boolean ``M > 0`` shaped to broadcast against ``weight`` (weight or neuron masks).
+
+    Example:
+        >>> open_entries(torch.tensor([1.0, -1.0]), torch.zeros(2, 3)).tolist()
+        [[True], [False]]
+
+    """
+    opened = scores > 0
+    return opened if scores.shape == weight.shape else unit_view(opened, weight)
+
+
 def expand_gate(scores: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Hard 0/1 gate ``h(M)`` shaped to broadcast against ``weight`` (weight or neuron masks).
+    """Hard 0/1 gate ``h(M)`` in ``weight``'s dtype, shaped to broadcast against ``weight``.
 
     Example:
         >>> expand_gate(torch.tensor([1.0, -1.0]), torch.zeros(2, 3)).tolist()
@@ -60,21 +76,20 @@ class MaskedWeight(torch.autograd.Function):
     def forward(
         ctx: Any, weight: torch.Tensor, scores: torch.Tensor, options: MaskOptions, feeds_mask: bool
     ) -> torch.Tensor:
-        gate = expand_gate(scores, weight)
-        ctx.save_for_backward(weight, scores, gate)
+        ctx.save_for_backward(weight, scores)
         ctx.options = options
         ctx.feeds_mask = feeds_mask
-        return weight * gate
+        return torch.where(open_entries(scores, weight), weight, 0.0)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        weight, scores, gate = ctx.saved_tensors
+        weight, scores = ctx.saved_tensors
         options: MaskOptions = ctx.options
-        grad_weight = grad * gate if options.weight_grad == "masked" else grad
+        grad_weight = torch.where(open_entries(scores, weight), grad, 0.0) if options.weight_grad == "masked" else grad
         grad_scores = None
         if ctx.feeds_mask and ctx.needs_input_grad[1]:
             direction = weight.sign() if options.rule == "sign" else weight
-            correlation = grad * direction
+            correlation = grad.to(scores.dtype) * direction.to(scores.dtype)
             if scores.shape != weight.shape:
                 correlation = correlation.sum(dim=tuple(range(1, weight.dim())))
             grad_scores = correlation * ste_grad(scores, options.ste, options.alpha, options.beta)

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,6 +26,8 @@ from torch import nn
 from lightning_auxprune.masked_weight import expand_gate, masked_weight
 from lightning_auxprune.options import MaskOptions
 from lightning_auxprune.ste import hard_step
+
+MASK_DTYPE = torch.float32
 
 
 def initial_scores(weight: torch.Tensor, options: MaskOptions) -> torch.Tensor:
@@ -37,11 +40,11 @@ def initial_scores(weight: torch.Tensor, options: MaskOptions) -> torch.Tensor:
     """
     shape = weight.shape if options.granularity == "weight" else weight.shape[:1]
     if options.init == "constant":
-        return torch.full(shape, options.init_scale, dtype=weight.dtype, device=weight.device)
-    magnitude = weight.detach().abs()
+        return torch.full(shape, options.init_scale, dtype=MASK_DTYPE, device=weight.device)
+    magnitude = weight.detach().abs().to(MASK_DTYPE)
     if options.granularity == "neuron":
         magnitude = magnitude.reshape(weight.shape[0], -1).mean(dim=1)
-    relative = magnitude / magnitude.mean().clamp_min(torch.finfo(weight.dtype).tiny)
+    relative = magnitude / magnitude.mean().clamp_min(torch.finfo(MASK_DTYPE).tiny)
     return options.init_scale * relative.clamp_min(1e-3)
 
 
@@ -69,6 +72,17 @@ class AuxMask(nn.Module):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         """Return ``weight * h(aux)`` (gradients per the configured rules)."""
         return masked_weight(weight, self.aux, self.options)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> AuxMask:
+        """Move M like any parameter, but keep it float32 when the model is cast to a lower precision.
+
+        ``model.to(torch.bfloat16)`` (what ``precision="bf16-true"`` does) would otherwise round M
+        to 8 bits of mantissa, and small mask steps would vanish.
+        """
+        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
+        if self.aux.is_floating_point() and self.aux.dtype != MASK_DTYPE:
+            self.aux.data = self.aux.data.to(MASK_DTYPE)
+        return self
 
     def gate(self) -> torch.Tensor:
         """The current hard 0/1 mask h(M), M-shaped (``[C_out]`` for neuron granularity)."""

@@ -5,7 +5,9 @@
 * ``"l1"``: ``R = sum |m|``, gradient ``sgn(m)``.
 
 The gradient is added to ``M.grad`` directly (:func:`add_regularizer_grad`), which is what
-``backward`` on ``loss + lambda * R`` would produce, without touching the user's loss.
+``backward`` on ``loss + lambda * R`` would produce, without touching the user's loss. It is
+computed for all layers at once with multi-tensor kernels, and ``strength`` may be a device
+tensor (the lambda controller's output), so the step never waits for the host.
 
 Example:
     >>> import torch
@@ -23,37 +25,70 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 import torch
 
-from lightning_auxprune.options import RegularizerName, check_choice
+from lightning_auxprune.mask_set import hard_gates
+from lightning_auxprune.options import MaskOptions, RegularizerName, check_choice
 from lightning_auxprune.parametrization import AuxMask
-from lightning_auxprune.ste import ste_grad
 
 
-def regularizer_grad(mask: AuxMask, kind: RegularizerName) -> torch.Tensor:
-    """``dR/dM`` for one layer's auxiliary parameters.
+def shared_options(masks: Sequence[AuxMask]) -> MaskOptions:
+    """The options all ``masks`` share (multi-tensor kernels need one STE for all layers).
+
+    Raises:
+        ValueError: If the masks were made with different options.
+
+    """
+    options = {m.options for m in masks}
+    if len(options) != 1:
+        raise ValueError(f"Masks with different options {sorted(map(str, options))}: patch them with one MaskOptions.")
+    return options.pop()
+
+
+def regularizer_grads(
+    masks: Sequence[AuxMask], kind: RegularizerName, gates: Sequence[torch.Tensor] | None = None
+) -> list[torch.Tensor]:
+    """``dR/dM`` for every layer's auxiliary parameters, as new tensors.
+
+    Args:
+        masks: The layers' auxiliary-mask modules (one set of options).
+        kind: ``"count"`` or ``"l1"``.
+        gates: h(M) per layer, if already computed (saves two kernels).
 
     Example:
         >>> from lightning_auxprune.options import MaskOptions
         >>> m = AuxMask(torch.ones(3), MaskOptions())
-        >>> regularizer_grad(m, "l1").tolist()
+        >>> regularizer_grads([m], "l1")[0].tolist()
         [1.0, 1.0, 1.0]
 
     """
-    aux = mask.aux.detach()
-    if kind == "count":
-        opts = mask.options
-        return ste_grad(aux, opts.ste, opts.alpha, opts.beta)
-    if kind == "l1":
-        return aux.sign()
     check_choice("regularizer", kind, RegularizerName)
-    raise AssertionError("unreachable")
+    if not masks:
+        return []
+    aux: list[torch.Tensor] = [m.aux for m in masks]
+    with torch.no_grad():
+        if kind == "l1":
+            return list(torch._foreach_sign(aux))
+        opts = shared_options(masks)
+        if opts.ste == "softplus":
+            push = torch._foreach_mul(aux, opts.beta)
+            torch._foreach_sigmoid_(push)
+            return list(push)
+        if opts.ste == "identity":
+            return [torch.ones_like(a) for a in aux]
+        if gates is None:
+            gates = hard_gates(aux)
+        if opts.ste == "relu":
+            return [g.clone() for g in gates]
+        push = torch._foreach_mul(list(gates), 1.0 - opts.alpha)  # leaky_relu: alpha + (1 - alpha) * h
+        torch._foreach_add_(push, opts.alpha)
+        return list(push)
 
 
-def regularizer_value(masks: Iterable[AuxMask], kind: RegularizerName) -> float:
-    """``R`` summed over ``masks`` (for logging).
+def regularizer_value(masks: Sequence[AuxMask], kind: RegularizerName) -> float:
+    """``R`` summed over ``masks`` (for logging; reads the device once).
 
     Example:
         >>> from lightning_auxprune.options import MaskOptions
@@ -61,20 +96,33 @@ def regularizer_value(masks: Iterable[AuxMask], kind: RegularizerName) -> float:
         3.0
 
     """
-    total = 0.0
-    for mask in masks:
-        aux = mask.aux.detach()
-        total += float(mask.gate().sum() if kind == "count" else aux.abs().sum())
-    return total
+    return float(regularizer_total(masks, kind))
 
 
-def add_regularizer_grad(masks: Iterable[AuxMask], kind: RegularizerName, strength: float) -> None:
+def regularizer_total(masks: Sequence[AuxMask], kind: RegularizerName) -> torch.Tensor:
+    """``R`` summed over ``masks`` as a float64 device tensor (no host sync)."""
+    check_choice("regularizer", kind, RegularizerName)
+    if not masks:
+        return torch.zeros((), dtype=torch.float64)
+    aux: list[torch.Tensor] = [m.aux for m in masks]
+    with torch.no_grad():
+        values = hard_gates(aux) if kind == "count" else aux
+        return torch.stack(torch._foreach_norm(values, 1, dtype=torch.float64)).sum()
+
+
+def add_regularizer_grad(
+    masks: Sequence[AuxMask],
+    kind: RegularizerName,
+    strength: float | torch.Tensor,
+    gates: Sequence[torch.Tensor] | None = None,
+) -> None:
     """Accumulate ``strength * dR/dM`` into each mask's ``aux.grad`` (creating it if absent).
 
     Args:
         masks: The layers' auxiliary-mask modules.
         kind: ``"count"`` or ``"l1"``.
-        strength: lambda, >= 0. Zero is a no-op.
+        strength: lambda, >= 0: a number (zero is a no-op) or a 0-d tensor on the masks' device.
+        gates: h(M) per layer, if already computed.
 
     Example:
         >>> from lightning_auxprune.options import MaskOptions
@@ -83,11 +131,16 @@ def add_regularizer_grad(masks: Iterable[AuxMask], kind: RegularizerName, streng
         True
 
     """
-    if strength == 0.0:
+    if not isinstance(strength, torch.Tensor) and strength == 0.0:
         return
-    for mask in masks:
-        push = strength * regularizer_grad(mask, kind)
-        if mask.aux.grad is None:
-            mask.aux.grad = push
-        else:
-            mask.aux.grad.add_(push)
+    push = regularizer_grads(masks, kind, gates)
+    if not push:
+        return
+    with torch.no_grad():
+        torch._foreach_mul_(push, strength)
+        present = [(m.aux.grad, p) for m, p in zip(masks, push, strict=True) if m.aux.grad is not None]
+        if present:
+            torch._foreach_add_([g for g, _ in present], [p for _, p in present])
+        for mask, p in zip(masks, push, strict=True):
+            if mask.aux.grad is None:
+                mask.aux.grad = p

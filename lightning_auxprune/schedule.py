@@ -1,58 +1,65 @@
-"""When pruning happens and how strong the regularizer is: dense warm-up, pruning, frozen masks.
+"""When pruning happens: dense warm-up, pruning, frozen masks; and the shape of lambda's ramp.
 
-Positions are measured in ``unit`` (``"epoch"``, fractional within an epoch, or optimizer
-``"step"``):
+Positions are numbers in one unit chosen by the caller (the callback uses epochs, fractional
+within an epoch, or optimizer steps):
 
 * ``[0, warmup)``: dense warm-up, masks do not move;
-* ``[warmup, freeze)``: pruning, M is trained with strength ``lambda(t)``;
+* ``[warmup, freeze)``: pruning, M is trained with the regularizer;
 * ``[freeze, ...)``: masks frozen, only W is fine-tuned (``freeze=None``: never).
 
-``lambda(t)`` is constant, or ramps linearly from 0 at ``warmup`` to ``strength`` at
-``warmup + ramp``.
+Without a target, lambda is ``strength * ramp_factor(t)``: constant, or ramping linearly from 0 at
+``warmup`` to ``strength`` at ``warmup + ramp``. The schedule holds no lambda itself: the pruner
+owns it (a constant, or the controller's state).
 
 Example:
-    >>> s = PruningSchedule(strength=1e-4, warmup=1, ramp=2, freeze=5)
+    >>> s = PruningSchedule(warmup=1, ramp=2, freeze=5)
     >>> s.phase(0.5), s.phase(2.0), s.phase(5.0)
     ('warmup', 'pruning', 'frozen')
-    >>> s.lambda_at(2.0)
-    5e-05
+    >>> s.ramp_factor(2.0)
+    0.5
 
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
-from lightning_auxprune.options import check_choice
-
 Phase = Literal["warmup", "pruning", "frozen"]
-Unit = Literal["epoch", "step"]
+PHASE_CODE: dict[Phase, int] = {"warmup": 0, "pruning": 1, "frozen": 2}
+
+
+def check_finite(**values: float | None) -> None:
+    """Raise a ValueError naming any value that is NaN or infinite (``None`` is allowed).
+
+    Example:
+        >>> check_finite(warmup=1.0, freeze=None)
+
+    """
+    for name, value in values.items():
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{name}={value} must be a finite number.")
 
 
 @dataclass(frozen=True)
 class PruningSchedule:
-    """Phases and regularizer strength over training.
+    """Phases over training and the shape of lambda's ramp.
 
     Attributes:
-        strength: lambda, the regularizer strength once ramped up (>= 0).
-        unit: ``"epoch"`` or ``"step"`` (optimizer steps).
-        warmup: Length of the dense warm-up, in ``unit``.
-        ramp: Length of the linear lambda ramp after warm-up (0: constant lambda).
+        warmup: Length of the dense warm-up.
+        ramp: Length of the linear lambda ramp after warm-up (0: constant lambda); with a
+            target, the length of the target's cubic ramp.
         freeze: Position at which masks freeze for a final W-only phase (``None``: never).
 
     """
 
-    strength: float = 1e-4
-    unit: Unit = "epoch"
     warmup: float = 0.0
     ramp: float = 0.0
     freeze: float | None = None
 
     def __post_init__(self) -> None:
-        check_choice("unit", self.unit, Unit)
-        if self.strength < 0:
-            raise ValueError(f"strength (lambda)={self.strength} must be >= 0; 0 disables the regularizer.")
+        check_finite(warmup=self.warmup, ramp=self.ramp, freeze=self.freeze)
         if self.warmup < 0 or self.ramp < 0:
             raise ValueError(f"warmup={self.warmup} and ramp={self.ramp} must be >= 0.")
         if self.freeze is not None and self.freeze <= self.warmup:
@@ -62,17 +69,17 @@ class PruningSchedule:
             )
 
     def phase(self, position: float) -> Phase:
-        """The phase at ``position`` (in ``unit``)."""
+        """The phase at ``position``."""
         if position < self.warmup:
             return "warmup"
         if self.freeze is not None and position >= self.freeze:
             return "frozen"
         return "pruning"
 
-    def lambda_at(self, position: float) -> float:
-        """Regularizer strength at ``position``; 0 outside the pruning phase."""
+    def ramp_factor(self, position: float) -> float:
+        """Fraction of the full lambda at ``position``: 0 outside the pruning phase, 1 after the ramp."""
         if self.phase(position) != "pruning":
             return 0.0
         if self.ramp == 0:
-            return self.strength
-        return self.strength * min(1.0, (position - self.warmup) / self.ramp)
+            return 1.0
+        return min(1.0, (position - self.warmup) / self.ramp)

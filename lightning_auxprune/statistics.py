@@ -5,9 +5,7 @@ closed neuron mask closes its whole fan-in. ``compression = total / open``.
 
 Example:
     >>> import torch
-    >>> import torch
-
-from lightning_auxprune.parametrization import AuxMask
+    >>> from lightning_auxprune.parametrization import AuxMask
     >>> from lightning_auxprune.options import MaskOptions
     >>> mask = AuxMask(torch.ones(2, 4), MaskOptions(granularity="neuron"))
     >>> with torch.no_grad():
@@ -20,11 +18,8 @@ from lightning_auxprune.parametrization import AuxMask
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import torch
 
 from lightning_auxprune.parametrization import AuxMask
 
@@ -108,24 +103,3 @@ def summarize(stats: Sequence[LayerStats]) -> Summary:
 
     """
     return Summary(total=sum(s.total for s in stats), open=sum(s.open for s in stats))
-
-
-def open_counts(masks: Mapping[str, AuxMask]) -> dict[str, tuple[int, int]]:
-    """``(open, total)`` weights per masked layer, read with one device synchronisation.
-
-    The same counts as :func:`layer_stats`, without the per-unit figures, for code that runs
-    every optimizer step.
-
-    Example:
-        >>> from lightning_auxprune.options import MaskOptions
-        >>> open_counts({"fc": AuxMask(torch.ones(2, 4), MaskOptions(granularity="neuron"))})
-        {'fc': (8, 8)}
-
-    """
-    if not masks:
-        return {}
-    sums = torch.stack([mask.gate().sum() for mask in masks.values()]).tolist()
-    return {
-        name: (int(opened) * mask.fan_in(), math.prod(mask.weight_shape))
-        for (name, mask), opened in zip(masks.items(), sums, strict=True)
-    }

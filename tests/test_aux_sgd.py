@@ -9,7 +9,7 @@ from tests.conftest import TinyNet, tiny_trainer, toy_loader
 def test_step_moves_by_lr_times_grad_and_clears_grads():
     a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.zeros(3))
     a.grad = torch.tensor([1.0, -2.0])
-    assert aux_sgd_step([a, b], lr=0.5)
+    assert bool(aux_sgd_step([a, b], lr=0.5))
     assert a.detach().tolist() == [0.5, 2.0]
     assert b.detach().tolist() == [0.0, 0.0, 0.0]  # no gradient: untouched
     assert a.grad is None and b.grad is None
@@ -18,7 +18,7 @@ def test_step_moves_by_lr_times_grad_and_clears_grads():
 def test_non_finite_gradients_skip_the_whole_step():
     a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
     a.grad, b.grad = torch.tensor([1.0, 1.0]), torch.tensor([float("inf"), 0.0])
-    assert not aux_sgd_step([a, b], lr=0.1)
+    assert not bool(aux_sgd_step([a, b], lr=0.1))
     assert a.detach().tolist() == [1.0, 1.0] and b.detach().tolist() == [1.0, 1.0]
     assert a.grad is None and b.grad is None
 
@@ -43,7 +43,7 @@ def test_normalized_step_moves_every_layer_by_lr_in_rms():
     small.grad = torch.tensor([1e-6, -1e-6, 2e-6, 0.0])
     large.grad = torch.tensor([30.0, -40.0])
     before = small.grad.clone()
-    assert aux_sgd_step([small, large], lr=0.1, normalize=True)
+    assert bool(aux_sgd_step([small, large], lr=0.1, normalize=True))
     for p in (small, large):
         assert torch.isclose(p.detach().square().mean().sqrt(), torch.tensor(0.1), rtol=1e-4)
     assert torch.allclose(small.detach() / small.detach().abs().max(), -before / before.abs().max())

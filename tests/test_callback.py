@@ -333,9 +333,9 @@ def test_paper_preset_spells_out_the_papers_choices():
         "masked",
         "constant",
     )
-    assert (cb.regularizer, cb.aux_optimizer, cb.controller) == ("count", "shared", None)
-    assert (cb.schedule.strength, cb.schedule.warmup, cb.schedule.freeze) == (3e-4, 0.0, None)
-    assert cb.exclude == ["fc2"]
+    assert (cb.pruner.regularizer, cb.pruner.aux_optimizer, cb.controller) == ("count", "shared", None)
+    assert (cb.pruner.strength, cb.schedule.warmup, cb.schedule.freeze) == (3e-4, 0.0, None)
+    assert cb.pruner.exclude == ["fc2"]
     with pytest.raises(ValueError, match=r"\['rule'\] are fixed by the paper preset"):
         AuxMaskPruning.paper(rule="chain")
 
@@ -344,8 +344,8 @@ def test_recipe_is_the_benchmarked_target_schedule(tmp_path):
     cb = AuxMaskPruning.recipe(0.98, max_epochs=8)
     assert (cb.schedule.warmup, cb.schedule.ramp, cb.schedule.freeze) == (1.0, 3, 6)
     assert cb.controller is not None and (cb.controller.final, cb.controller.end) == (0.98, 4.0)
-    assert cb.aux_lr == 5e-3
-    assert AuxMaskPruning.recipe(0.9, max_epochs=8, aux_lr=1e-2).aux_lr == 1e-2
+    assert cb.pruner.aux_lr == 5e-3
+    assert AuxMaskPruning.recipe(0.9, max_epochs=8, aux_lr=1e-2).pruner.aux_lr == 1e-2
     with pytest.raises(ValueError, match="needs at least 2 epochs"):
         AuxMaskPruning.recipe(0.9, max_epochs=1)
     # it trains: after the dense epoch the masks move and lambda is steered

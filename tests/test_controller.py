@@ -27,12 +27,12 @@ def test_target_is_a_cubic_ramp_from_zero_to_final():
 def test_lambda_is_a_proportional_integral_law_in_log_space():
     c = make(gain=2.0, p_gain=5.0)
     error = math.log(0.5 / (1 - c.target_at(6.0)))
-    assert c.update(6.0, achieved=0.5) == pytest.approx(1e-4 * math.exp(2.0 * error) * math.exp(5.0 * error))
+    assert float(c.update(6.0, achieved=0.5)) == pytest.approx(1e-4 * math.exp(2.0 * error) * math.exp(5.0 * error))
     assert c.strength == pytest.approx(1e-4 * math.exp(2.0 * error))  # the integral part keeps the push
     before = c.output
-    assert c.update(11.0, achieved=0.95) < before  # ahead of the target: lambda shrinks
+    assert float(c.update(11.0, achieved=0.95)) < before  # ahead of the target: lambda shrinks
     base = c.strength
-    assert c.update(11.0, achieved=0.9) == pytest.approx(base)  # on target: lambda is its integral part
+    assert float(c.update(11.0, achieved=0.9)) == pytest.approx(base)  # on target: lambda is its integral part
     assert c.strength == pytest.approx(base)
 
 
@@ -87,7 +87,7 @@ def test_a_higher_floor_lets_lambda_climb_back_sooner():
             c.update(5.0, achieved=0.95)  # far ahead of target_at(5.0)
         assert c.strength == floor
         steps = 0
-        while c.update(10.0, achieved=0.5) < 1e-3:  # now behind the final 0.9
+        while float(c.update(10.0, achieved=0.5)) < 1e-3:  # now behind the final 0.9
             steps += 1
         return steps
 

@@ -78,5 +78,5 @@ def test_resume_with_other_options_is_refused(tmp_path):
 def test_resume_without_the_checkpoints_controller_warns(tmp_path):
     run(tmp_path / "part", 1, save=True, strength=1e-3, target_sparsity=0.6)
     ckpt = next((tmp_path / "part" / "ckpt").glob("*.ckpt"))
-    with pytest.warns(UserWarning, match="trained with a lambda controller, this callback does not"):
+    with pytest.warns(UserWarning, match="trained with a lambda controller, this one does not"):
         run(tmp_path / "resumed", 2, ckpt_path=str(ckpt))

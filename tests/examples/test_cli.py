@@ -14,7 +14,7 @@ def test_yaml_configs_build_the_callback(tmp_path, fake_data_dir):
         callbacks = [c for c in cli.trainer.callbacks if isinstance(c, AuxMaskPruning)]
         expected = yaml.safe_load(config.read_text())["trainer"]["callbacks"][0]["init_args"]
         assert len(callbacks) == 1
-        assert callbacks[0].schedule.strength == expected["strength"]
+        assert callbacks[0].pruner.strength == expected["strength"]
         assert callbacks[0].schedule.freeze == expected["freeze"]
         if "target_sparsity" in expected:
             assert callbacks[0].controller is not None

@@ -1,0 +1,112 @@
+"""All auxiliary masks of a model as aligned lists, for multi-tensor (``torch._foreach_*``) ops.
+
+A training step touches every mask several times (regularizer, aux step, restore, statistics,
+events). Doing that with one Python loop of small kernels per layer makes the step host-bound on
+a GPU. :class:`MaskSet` keeps the masks' tensors in lists and computes what the step needs with
+one multi-tensor kernel per operation, for all layers at once, without reading anything back to
+the host:
+
+* :meth:`MaskSet.hard_gates` is ``h(M) = 1[M > 0]`` for every layer (``ceil(clamp(M, 0, 1))``);
+* :meth:`MaskSet.open_entries` counts the open entries per layer (an L1 norm of the gates) into
+  one device tensor.
+
+Example:
+    >>> import torch
+    >>> from lightning_auxprune.options import MaskOptions
+    >>> from lightning_auxprune.parametrization import AuxMask
+    >>> masks = MaskSet({"a": AuxMask(torch.ones(2, 3), MaskOptions()),
+    ...                  "b": AuxMask(torch.ones(4, 5), MaskOptions(granularity="neuron"))})
+    >>> with torch.no_grad():
+    ...     masks.aux[0][0, 0] = -1.0
+    >>> masks.open_entries(masks.hard_gates()).tolist()
+    [5.0, 4.0]
+    >>> masks.entries.tolist(), masks.fan_in.tolist()
+    ([6.0, 4.0], [1.0, 5.0])
+
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from lightning_auxprune.parametrization import AuxMask
+
+COUNT_DTYPE = torch.float64
+"""Per-layer counts are kept in float64 on the device: exact integers up to 2**53."""
+
+
+def hard_gates(scores: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``h(m) = 1[m > 0]`` for a list of tensors, as ``ceil(clamp(m, 0, 1))`` (NaN stays NaN).
+
+    Example:
+        >>> hard_gates([torch.tensor([-1.0, 0.0, 1e-30, 3.0])])
+        [tensor([0., 0., 1., 1.])]
+
+    """
+    if not scores:
+        return []
+    with torch.no_grad():
+        gates = torch._foreach_clamp_min(list(scores), 0.0)
+        torch._foreach_clamp_max_(gates, 1.0)
+        torch._foreach_ceil_(gates)
+    return list(gates)
+
+
+class MaskSet:
+    """The masks of a model in ``named_modules`` order, with per-layer sizes as device tensors.
+
+    Args:
+        masks: ``{layer_name: AuxMask}``, as returned by :func:`~lightning_auxprune.patch.patch_model`.
+
+    Attributes:
+        names: Layer names.
+        masks: The :class:`AuxMask` modules.
+        aux: The M parameters (float32), one per layer.
+        entries: Mask entries per layer (weights, or units for neuron masks), float64.
+        fan_in: Weights per mask entry (1, or a unit's fan-in), float64.
+
+    """
+
+    def __init__(self, masks: Mapping[str, AuxMask]) -> None:
+        self.names = list(masks)
+        self.masks = list(masks.values())
+        self.aux: list[nn.Parameter] = [m.aux for m in self.masks]
+        self.entries = torch.tensor([float(m.aux.numel()) for m in self.masks], dtype=COUNT_DTYPE)
+        self.fan_in = torch.tensor([float(m.fan_in()) for m in self.masks], dtype=COUNT_DTYPE)
+        self.weights = torch.tensor([float(math.prod(m.weight_shape)) for m in self.masks], dtype=COUNT_DTYPE)
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the masks live (that of the first mask)."""
+        return self.aux[0].device if self.aux else torch.device("cpu")
+
+    def to(self, device: torch.device) -> None:
+        """Move the per-layer size tensors to ``device`` (the masks themselves move with the model)."""
+        self.entries = self.entries.to(device)
+        self.fan_in = self.fan_in.to(device)
+        self.weights = self.weights.to(device)
+
+    def hard_gates(self) -> list[torch.Tensor]:
+        """``h(M) = 1[M > 0]`` per layer, float32, in three multi-tensor kernels.
+
+        ``ceil(clamp(M, 0, 1))`` is exactly 1 for M > 0 and 0 for M <= 0, and NaN for a NaN mask,
+        so a broken mask shows up in the statistics instead of reading as pruned.
+        """
+        return hard_gates(self.aux)
+
+    def open_entries(self, gates: list[torch.Tensor]) -> torch.Tensor:
+        """Open entries per layer, ``[L]`` float64 on the masks' device (no host sync)."""
+        if not gates:
+            return torch.zeros(0, dtype=COUNT_DTYPE)
+        return torch.stack(torch._foreach_norm(gates, 1, dtype=COUNT_DTYPE))
+
+    def open_weights(self, open_entries: torch.Tensor) -> torch.Tensor:
+        """Open weights per layer from open entries (a closed unit closes its whole fan-in)."""
+        return open_entries * self.fan_in

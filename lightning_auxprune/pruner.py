@@ -1,0 +1,535 @@
+"""``AuxPruner``: AutoPrune's training-time engine in plain torch (no Lightning).
+
+The pruner owns everything the method does around an optimizer step: the masks, lambda (a
+constant with an optional ramp, or the target controller's state), the regularizer's gradient,
+the optional plain-SGD step of M, the restore of pruned weights, prune/recovery events and the
+statistics. A training loop calls it at two points of every optimizer step::
+
+    pruner = AuxPruner(target_sparsity=0.9, warmup=100, ramp=2_000, freeze=3_000)
+    pruner.attach(model)                          # masks in, before the optimizer is built
+    optimizer = torch.optim.AdamW([
+        {"params": [p for p in model.parameters() if all(p is not a for a in pruner.aux_parameters())]},
+        {"params": pruner.aux_parameters(), "lr": pruner.aux_lr, "weight_decay": 0.0},
+    ])
+    for step, (x, y) in enumerate(loader):
+        loss_fn(model(x), y).backward()
+        pruner.before_optimizer_step(position=step)   # lambda * dR/dM into M.grad
+        optimizer.step()
+        pruner.after_optimizer_step()                 # restore pruned weights, count events
+        optimizer.zero_grad()
+        if step % 100 == 0:
+            print(pruner.metrics(position=step))      # the only host sync
+
+Positions are numbers in the unit of ``warmup``, ``ramp`` and ``freeze`` (steps above; the
+Lightning callback uses epochs or steps). Nothing in a step reads the device: statistics, event
+counts and lambda stay device tensors until :meth:`AuxPruner.metrics` reads them all at once, and
+every per-layer operation is one multi-tensor kernel over all masks.
+
+Example:
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> pruner = AuxPruner(strength=1e-2)
+    >>> sorted(pruner.attach(net))
+    ['0', '2']
+    >>> net(torch.randn(3, 4)).sum().backward()
+    >>> pruner.before_optimizer_step(position=0.0)
+    >>> with torch.no_grad():
+    ...     for p in net.parameters():
+    ...         p -= 10.0 * p.grad
+    >>> pruner.after_optimizer_step()
+    >>> round(pruner.metrics(0.0)["auxprune/sparsity"], 3) > 0
+    True
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+from lightning_auxprune.aux_sgd import AuxOptimizer, aux_sgd_step
+from lightning_auxprune.controller import TargetController
+from lightning_auxprune.events import MaskEvents
+from lightning_auxprune.flops import LayerFlops
+from lightning_auxprune.mask_set import MaskSet
+from lightning_auxprune.masked_weight import unit_view
+from lightning_auxprune.options import (
+    Granularity,
+    MaskInit,
+    MaskOptions,
+    MaskRule,
+    RegularizerName,
+    SteName,
+    WeightGrad,
+    check_choice,
+)
+from lightning_auxprune.parametrization import AuxMask
+from lightning_auxprune.patch import patch_model
+from lightning_auxprune.regularizer import add_regularizer_grad, regularizer_total
+from lightning_auxprune.report import layer_table
+from lightning_auxprune.restore import PrunedWeights
+from lightning_auxprune.schedule import PHASE_CODE, Phase, PruningSchedule, check_finite
+from lightning_auxprune.statistics import layer_stats
+from lightning_auxprune.targets import select_layers
+
+CONTROLLER_DEFAULTS: dict[str, float] = {"target_gain": 0.01, "target_p_gain": 2.0, "target_min_strength": 1e-9}
+STATE_VERSION = 2
+
+
+class UnreachableTargetError(ValueError):
+    """A FLOPs target below what the layers left dense already cost."""
+
+
+@dataclass
+class _StepState:
+    """What the pruner keeps on the masks' device between steps (rebuilt by :meth:`AuxPruner.reset`)."""
+
+    gates: list[torch.Tensor]  # h(M) in force for the next optimizer step
+    open: torch.Tensor  # open entries per layer, [L] float64
+    keeper: PrunedWeights | None
+    flops: tuple[float, torch.Tensor] | None  # kept-FLOPs ratio = base + (coefficients * density).sum()
+
+
+class AuxPruner:
+    r"""Learn recoverable pruning masks while a model trains: AutoPrune in plain torch.
+
+    Args:
+        strength: lambda, the regularizer strength (>= 0); with a target, lambda's initial value.
+        regularizer: ``"count"`` (R = number of open masks) or ``"l1"`` (R = sum |M|).
+        granularity: ``"weight"`` or ``"neuron"`` (one mask per output unit / filter).
+        ste: ``"identity"``, ``"relu"``, ``"leaky_relu"`` or ``"softplus"``.
+        alpha: ``leaky_relu`` slope for closed masks, in [0, 1).
+        beta: ``softplus`` sharpness, > 0.
+        rule: M's gradient rule, ``"sign"`` or ``"chain"``.
+        weight_grad: ``"masked"`` (pruned weights frozen) or ``"unmasked"`` (pruned weights train).
+        init: ``"constant"`` or ``"magnitude"``.
+        init_scale: Scale of M's initial value (> 0).
+        aux_lr: Learning rate of M (the aux parameter group's, or the plain-SGD step's).
+        aux_optimizer: What steps M: ``"shared"`` (the caller's optimizer, through a parameter
+            group of :meth:`aux_parameters`), ``"sgd"`` (plain SGD at the aux lr, applied in
+            :meth:`before_optimizer_step`; M's gradients are then cleared, so the caller's
+            optimizer skips them) or ``"normalized_sgd"`` (the same with each layer's M gradient
+            divided by its RMS).
+        include: Regexes (full match on module names); only matching layers are pruned.
+        exclude: Regexes (full match) of layers to leave dense.
+        layer_types: Layer type names to prune; default ``["Linear", "Conv1d", "Conv2d", "Conv3d"]``.
+        warmup: Dense warm-up length before masks start to move.
+        ramp: Length of the linear lambda ramp after warm-up (0: constant lambda); with a
+            target, the length of the target's cubic ramp (0: it ramps until ``freeze``).
+        freeze: When masks freeze for a final W-only fine-tune (``None``: never).
+        restore_pruned_weights: With ``weight_grad="masked"``, put pruned weights back to their
+            parked values after each optimizer step, so weight decay and momentum cannot move
+            them and a recovered weight returns with its old value.
+        target_sparsity: Fraction of the masked weights to prune; lambda is then controlled so
+            that the pruned fraction follows a cubic ramp from 0 at ``warmup`` to this value.
+        target_flops: Fraction of the model's dense FLOPs to keep (e.g. ``0.25``); controlled the
+            same way. At most one of ``target_sparsity`` and ``target_flops``.
+        target_gain: The controller's integral gain.
+        target_p_gain: The controller's proportional gain.
+        target_min_strength: The lowest lambda the controller goes to, in (0, ``strength``].
+
+    """
+
+    def __init__(
+        self,
+        strength: float = 1e-4,
+        regularizer: RegularizerName = "count",
+        granularity: Granularity = "weight",
+        ste: SteName = "leaky_relu",
+        alpha: float = 0.1,
+        beta: float = 5.0,
+        rule: MaskRule = "sign",
+        weight_grad: WeightGrad = "masked",
+        init: MaskInit = "constant",
+        init_scale: float = 1.0,
+        aux_lr: float = 1e-2,
+        aux_optimizer: AuxOptimizer = "shared",
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        layer_types: Sequence[str] | None = None,
+        warmup: float = 0.0,
+        ramp: float = 0.0,
+        freeze: float | None = None,
+        restore_pruned_weights: bool = True,
+        target_sparsity: float | None = None,
+        target_flops: float | None = None,
+        target_gain: float = CONTROLLER_DEFAULTS["target_gain"],
+        target_p_gain: float = CONTROLLER_DEFAULTS["target_p_gain"],
+        target_min_strength: float = CONTROLLER_DEFAULTS["target_min_strength"],
+    ) -> None:
+        check_finite(
+            strength=strength,
+            alpha=alpha,
+            beta=beta,
+            init_scale=init_scale,
+            aux_lr=aux_lr,
+            target_sparsity=target_sparsity,
+            target_flops=target_flops,
+            target_gain=target_gain,
+            target_p_gain=target_p_gain,
+            target_min_strength=target_min_strength,
+        )
+        self.options = MaskOptions(
+            granularity=granularity,
+            ste=ste,
+            alpha=alpha,
+            beta=beta,
+            rule=rule,
+            weight_grad=weight_grad,
+            init=init,
+            init_scale=init_scale,
+        )
+        self.schedule = PruningSchedule(warmup=warmup, ramp=ramp, freeze=freeze)
+        if strength < 0:
+            raise ValueError(f"strength (lambda)={strength} must be >= 0; 0 disables the regularizer.")
+        check_choice("regularizer", regularizer, RegularizerName)
+        check_choice("aux_optimizer", aux_optimizer, AuxOptimizer)
+        if aux_lr <= 0:
+            raise ValueError(f"aux_lr={aux_lr} must be > 0; use freeze=... to stop the masks from moving.")
+        for name, patterns in (("include", include), ("exclude", exclude)):
+            if isinstance(patterns, str):
+                raise TypeError(f"{name} must be a list of regexes, not the string {patterns!r}: use [{patterns!r}].")
+        self.strength = strength
+        self.regularizer: RegularizerName = regularizer
+        self.aux_lr = aux_lr
+        self.aux_optimizer: AuxOptimizer = aux_optimizer
+        self.include = list(include) if include is not None else None
+        self.exclude = list(exclude) if exclude is not None else None
+        self.layer_types = list(layer_types) if layer_types is not None else None
+        self.restore_pruned_weights = restore_pruned_weights
+        self.controller = self._make_controller(
+            target_sparsity, target_flops, target_gain, target_p_gain, target_min_strength
+        )
+        self.target_metric = "flops" if target_flops is not None else "sparsity"
+
+        self.masks: dict[str, AuxMask] = {}
+        self.events = MaskEvents()
+        self.flops = LayerFlops()
+        self._model: nn.Module | None = None
+        self._set = MaskSet({})
+        self._state: _StepState | None = None
+
+    def _make_controller(
+        self,
+        target_sparsity: float | None,
+        target_flops: float | None,
+        gain: float,
+        p_gain: float,
+        min_strength: float,
+    ) -> TargetController | None:
+        if target_sparsity is not None and target_flops is not None:
+            raise ValueError("Give target_sparsity or target_flops, not both.")
+        if target_sparsity is None and target_flops is None:
+            given = {"target_gain": gain, "target_p_gain": p_gain, "target_min_strength": min_strength}
+            changed = sorted(k for k, v in given.items() if v != CONTROLLER_DEFAULTS[k])
+            if changed:
+                raise ValueError(f"{changed} tune the lambda controller: set target_sparsity or target_flops too.")
+            return None
+        if target_sparsity is not None and not 0.0 < target_sparsity < 1.0:
+            raise ValueError(
+                f"target_sparsity={target_sparsity} is the fraction of weights to prune: use a value in (0, 1)."
+            )
+        if target_flops is not None and not 0.0 < target_flops < 1.0:
+            raise ValueError(f"target_flops={target_flops} is the fraction of FLOPs to keep: use a value in (0, 1).")
+        final = target_sparsity if target_sparsity is not None else 1.0 - cast(float, target_flops)
+        start = self.schedule.warmup
+        end = start + self.schedule.ramp if self.schedule.ramp > 0 else self.schedule.freeze
+        if end is None:
+            raise ValueError("A target needs to know when to reach it: set ramp > 0 or freeze.")
+        if self.strength <= 0:
+            raise ValueError("With a target, strength is lambda's initial value and must be > 0 (e.g. 1e-4).")
+        return TargetController(
+            final=final,
+            start=start,
+            end=end,
+            strength=self.strength,
+            gain=gain,
+            p_gain=p_gain,
+            min_strength=min_strength,
+        )
+
+    # ------------------------------------------------------------------ set-up
+    def select(self, model: nn.Module) -> list[str]:
+        """Names of the layers of ``model`` this pruner masks (include/exclude/layer_types)."""
+        return select_layers(model, self.include, self.exclude, self.layer_types)
+
+    def attach(self, model: nn.Module) -> dict[str, AuxMask]:
+        """Give the selected layers of ``model`` their masks (idempotent); returns ``{name: AuxMask}``.
+
+        Call before building the optimizer: the weights become
+        ``<layer>.parametrizations.weight.original`` and the masks new parameters. Input shapes
+        for the FLOPs count are recorded on the model's first forward.
+        """
+        self.masks = patch_model(model, self.select(model), self.options)
+        self._model = model
+        self._set = MaskSet(self.masks)
+        self.flops.attach(model)
+        self.reset()
+        return self.masks
+
+    def aux_parameters(self) -> list[nn.Parameter]:
+        """The masks' parameters M, one per layer, in layer order."""
+        return list(self._set.aux)
+
+    def reset(self) -> None:
+        """Forget the device state; it is rebuilt from the masks and weights at the next step.
+
+        Call after loading weights or masks into the model from outside (a checkpoint), or after
+        moving it to another device mid-training.
+        """
+        self._state = None
+
+    def _step_state(self) -> _StepState:
+        state = self._state
+        if state is not None and (not state.gates or state.gates[0].device == self._set.device):
+            return state
+        if not self.masks:
+            raise RuntimeError("AuxPruner has no masks: call attach(model) first.")
+        self._set.to(self._set.device)
+        if self.controller is not None:
+            self.controller.to(self._set.device)
+        gates = self._set.hard_gates()
+        keeper = None
+        if self.restore_pruned_weights and self.options.weight_grad == "masked":
+            keeper = self._weight_keeper(gates)
+            keeper.park()
+        self._state = _StepState(gates=gates, open=self._set.open_entries(gates), keeper=keeper, flops=None)
+        return self._state
+
+    def _weight_keeper(self, gates: list[torch.Tensor]) -> PrunedWeights:
+        """The stored weights (and gated biases) with a view of their layer's gate buffer each."""
+        tensors, views = [], []
+        modules = dict(cast(nn.Module, self._model).named_modules())
+        for name, gate in zip(self.masks, gates, strict=True):
+            stacks = cast(nn.ModuleDict, modules[name].parametrizations)
+            for tensor_name in ("weight", "bias"):  # a neuron mask gates the bias too
+                if tensor_name in stacks:
+                    original = cast(torch.Tensor, stacks[tensor_name].original)
+                    tensors.append(original)
+                    views.append(gate if gate.shape == original.shape else unit_view(gate, original))
+        return PrunedWeights(tensors, views)
+
+    # --------------------------------------------------------------- per step
+    def phase(self, position: float) -> Phase:
+        """The phase at ``position``: ``"warmup"``, ``"pruning"`` or ``"frozen"``."""
+        return self.schedule.phase(position)
+
+    def before_optimizer_step(self, position: float, lr: float | None = None) -> None:
+        """Call after backward, before ``optimizer.step()``.
+
+        In the pruning phase, adds ``lambda * dR/dM`` to M's gradients (lambda scheduled, or moved
+        by the controller towards its target); outside it, drops M's gradients so the masks stay.
+        With ``aux_optimizer="sgd"``/``"normalized_sgd"`` it also steps M.
+
+        Args:
+            position: Where training is, in the unit of ``warmup``/``ramp``/``freeze``.
+            lr: The aux learning rate for the SGD step of M (default ``aux_lr``).
+
+        Raises:
+            UnreachableTargetError: With ``target_flops`` below the share of layers left dense.
+
+        """
+        state = self._step_state()
+        if self.controller is not None and state.flops is None and self.target_metric == "flops":
+            state.flops = self._flops_coefficients()
+        if self.phase(position) == "pruning":
+            add_regularizer_grad(self._set.masks, self.regularizer, self._lambda_for_step(position, state), state.gates)
+        else:
+            for aux in self._set.aux:
+                aux.grad = None
+        if self.aux_optimizer != "shared":
+            aux_sgd_step(
+                self._set.aux, self.aux_lr if lr is None else lr, normalize=self.aux_optimizer == "normalized_sgd"
+            )
+
+    def after_optimizer_step(self) -> None:
+        """Call after ``optimizer.step()``: restore pruned weights, update gates and event counts."""
+        state = self._step_state()
+        if state.keeper is not None:
+            state.keeper.restore()
+        gates = self._set.hard_gates()
+        opened = self._set.open_entries(gates)
+        self.events.record(state.gates, gates, state.open, opened)
+        with torch.no_grad():
+            torch._foreach_copy_(state.gates, gates)
+        state.open = opened
+        if state.keeper is not None:
+            state.keeper.park()
+
+    def _lambda_for_step(self, position: float, state: _StepState) -> float | torch.Tensor:
+        if self.controller is None:
+            return self.strength * self.schedule.ramp_factor(position)
+        return self.controller.update(position, 1.0 - self._kept_fraction(state))
+
+    def _kept_fraction(self, state: _StepState) -> torch.Tensor:
+        """The controlled quantity, kept fraction of masked weights or of dense FLOPs, on the device."""
+        if self.target_metric == "sparsity" or state.flops is None:
+            return self._set.open_weights(state.open).sum() / self._set.weights.sum()
+        base, coefficients = state.flops
+        return base + (coefficients * state.open / self._set.entries).sum()
+
+    def _flops_coefficients(self) -> tuple[float, torch.Tensor]:
+        if not self.flops.ready:
+            raise RuntimeError("target_flops needs one forward pass of the model before the first optimizer step.")
+        base, coefficients = self.flops.linear_ratio(cast(nn.Module, self._model), self._set.names)
+        if self.controller is not None and base > 1.0 - self.controller.final:
+            raise UnreachableTargetError(
+                f"target_flops={1.0 - self.controller.final:g} cannot be reached: the layers left dense hold "
+                f"{base:.1%} of the FLOPs. Prune more layers (include/exclude) or raise target_flops."
+            )
+        return base, torch.tensor(coefficients, dtype=torch.float64, device=self._set.device)
+
+    # ---------------------------------------------------------------- reading
+    def lambda_at(self, position: float) -> float:
+        """The lambda in force at ``position`` (the controller's last output while it is active)."""
+        if self.controller is None or self.phase(position) != "pruning":
+            return self.strength * self.schedule.ramp_factor(position)
+        return self.controller.output
+
+    def metrics(self, position: float) -> dict[str, float]:
+        """Statistics now, read from the device in one go; event counts since the last call are consumed.
+
+        Keys: ``auxprune/sparsity``, ``compression``, ``lambda``, ``phase``, ``regularizer``,
+        ``pruned``/``recovered`` (since the last call), ``pruned_total``/``recovered_total``,
+        ``target`` (with a target), ``flops_ratio`` (once a forward pass was seen) and
+        ``density/<layer>``.
+        """
+        state = self._step_state()
+        lam = self.controller.lam if self.controller is not None else torch.zeros((), dtype=torch.float64)
+        device_values = torch.cat(
+            [
+                state.open,
+                regularizer_total(self._set.masks, self.regularizer).reshape(1).to(state.open.device),
+                self.events.counts.to(state.open.device),
+                lam.reshape(1).to(state.open.device),
+            ]
+        ).tolist()
+        self.events.counts[2:] = 0.0
+        count = len(self._set)
+        opened, rest = device_values[:count], device_values[count:]
+        regularizer, pruned_total, recovered_total, pruned, recovered, controller_lambda = rest
+        densities = {
+            name: o / e for name, o, e in zip(self._set.names, opened, self._set.entries.tolist(), strict=True)
+        }
+        open_weights = sum(o * f for o, f in zip(opened, self._set.fan_in.tolist(), strict=True))
+        total = float(self._set.weights.sum())
+        phase = self.phase(position)
+        in_control = self.controller is not None and phase == "pruning"
+        metrics: dict[str, float] = {
+            "auxprune/sparsity": 1.0 - open_weights / total,
+            "auxprune/compression": total / max(open_weights, 1.0),
+            "auxprune/lambda": controller_lambda if in_control else self.strength * self.schedule.ramp_factor(position),
+            "auxprune/phase": float(PHASE_CODE[phase]),
+            "auxprune/regularizer": regularizer,
+            "auxprune/pruned": float(round(pruned)),
+            "auxprune/recovered": float(round(recovered)),
+            "auxprune/pruned_total": float(round(pruned_total)),
+            "auxprune/recovered_total": float(round(recovered_total)),
+        }
+        if self.controller is not None:
+            metrics["auxprune/target"] = self.controller.target_at(position)
+        for name, density in densities.items():
+            metrics[f"auxprune/density/{name}"] = density
+        if self.flops.ready and self._model is not None:
+            metrics["auxprune/flops_ratio"] = self.flops.ratio(self._model, densities)
+        return metrics
+
+    def kept_fraction(self) -> float:
+        """The controlled quantity now: kept fraction of the masked weights, or of the dense FLOPs."""
+        state = self._step_state()
+        if self.target_metric == "flops" and state.flops is None and self.flops.ready:
+            state.flops = self._flops_coefficients()
+        return float(self._kept_fraction(state))
+
+    def table(self) -> str:
+        """The per-layer table: weights, kept, density, units, FLOPs."""
+        dense = self.flops.dense(self._model) if self.flops.ready and self._model is not None else None
+        return layer_table(layer_stats(self.masks), dense)
+
+    def settings(self) -> dict[str, Any]:
+        """The resolved settings (what a checkpoint is compared against on resume)."""
+        return {
+            "options": asdict(self.options),
+            "schedule": asdict(self.schedule),
+            "strength": self.strength,
+            "regularizer": self.regularizer,
+        }
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Events, the controller's lambda and the settings; the masks themselves are model parameters."""
+        return {
+            "version": STATE_VERSION,
+            "events": self.events.state_dict(),
+            "controller": self.controller.state_dict() if self.controller is not None else None,
+            **self.settings(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> list[str]:
+        """Resume from :meth:`state_dict` (or from a version-0.1 callback state).
+
+        Returns:
+            Differences between the saved settings and this pruner's that change the run's
+            course (schedule, strength, regularizer, target), for the caller to report.
+
+        Raises:
+            ValueError: If the masks were trained with other :class:`MaskOptions` (granularity,
+                STE, gradient rules): such masks cannot be continued.
+
+        """
+        state = upgrade_state(state)
+        if state["options"] != asdict(self.options):
+            raise ValueError(
+                f"The checkpoint was trained with mask options {state['options']}, this pruner has "
+                f"{asdict(self.options)}. Resume with the same options."
+            )
+        self.events.load_state_dict(state["events"])
+        differences = []
+        saved = state.get("controller")
+        if self.controller is not None and saved is not None:
+            self.controller.load_state_dict(saved)
+        elif (self.controller is None) != (saved is None):
+            differences.append(
+                "the checkpoint was trained "
+                f"{'with' if saved is not None else 'without'} a lambda controller, this one "
+                f"{'uses one' if self.controller is not None else 'does not'}"
+            )
+        mine = self.settings()
+        for key in ("schedule", "strength", "regularizer"):
+            if state[key] != mine[key]:
+                differences.append(f"{key}: checkpoint {state[key]}, now {mine[key]}")
+        self.reset()
+        return differences
+
+
+def upgrade_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Convert a version-0.1 callback state (``schedule`` holding ``strength`` and ``unit``) to the current one.
+
+    Example:
+        >>> old = {"schedule": {"strength": 1e-3, "unit": "step", "warmup": 2, "ramp": 0.0, "freeze": 40},
+        ...        "options": {}, "regularizer": "count", "controller": None,
+        ...        "events": {"previous": {}, "pruned_total": 3, "recovered_total": 1,
+        ...                   "pruned_since": 0, "recovered_since": 0}}
+        >>> new = upgrade_state(old)
+        >>> new["version"], new["strength"], new["schedule"]
+        (2, 0.001, {'warmup': 2, 'ramp': 0.0, 'freeze': 40})
+
+    """
+    if state.get("version", 1) >= STATE_VERSION:
+        return state
+    required = {"schedule", "options", "regularizer", "events"}
+    missing = required - set(state)
+    if missing or "strength" not in state["schedule"]:
+        raise ValueError(
+            f"Unrecognised pruning state (missing {sorted(missing) or ['schedule.strength']}). It was not written "
+            "by lightning-auxprune 0.1 or later; bake the checkpoint's model (lightning_auxprune.bake_state_dict) "
+            "and start a new pruning run from it."
+        )
+    schedule = dict(state["schedule"])
+    strength = schedule.pop("strength")
+    schedule.pop("unit", None)
+    return {**state, "version": STATE_VERSION, "schedule": schedule, "strength": strength}
