@@ -68,6 +68,10 @@ class MaskSet:
         aux: The M parameters (float32), one per layer.
         entries: Mask entries per layer (weights, or units for neuron masks), float64.
         fan_in: Weights per mask entry (1, or a unit's fan-in), float64.
+        weights: Weights per layer, float64.
+        total_weights: Weights in all masked layers (a Python int).
+        entry_counts: ``entries`` as Python ints (read without touching the device).
+        fan_ins: ``fan_in`` as Python ints.
 
     """
 
@@ -75,9 +79,12 @@ class MaskSet:
         self.names = list(masks)
         self.masks = list(masks.values())
         self.aux: list[nn.Parameter] = [m.aux for m in self.masks]
-        self.entries = torch.tensor([float(m.aux.numel()) for m in self.masks], dtype=COUNT_DTYPE)
-        self.fan_in = torch.tensor([float(m.fan_in()) for m in self.masks], dtype=COUNT_DTYPE)
+        self.entry_counts = [m.aux.numel() for m in self.masks]
+        self.fan_ins = [m.fan_in() for m in self.masks]
+        self.entries = torch.tensor(self.entry_counts, dtype=COUNT_DTYPE)
+        self.fan_in = torch.tensor(self.fan_ins, dtype=COUNT_DTYPE)
         self.weights = torch.tensor([float(math.prod(m.weight_shape)) for m in self.masks], dtype=COUNT_DTYPE)
+        self.total_weights = sum(math.prod(m.weight_shape) for m in self.masks)
 
     def __len__(self) -> int:
         return len(self.masks)

@@ -7,10 +7,7 @@ statistics. A training loop calls it at two points of every optimizer step::
 
     pruner = AuxPruner(target_sparsity=0.9, warmup=100, ramp=2_000, freeze=3_000)
     pruner.attach(model)                          # masks in, before the optimizer is built
-    optimizer = torch.optim.AdamW([
-        {"params": [p for p in model.parameters() if all(p is not a for a in pruner.aux_parameters())]},
-        {"params": pruner.aux_parameters(), "lr": pruner.aux_lr, "weight_decay": 0.0},
-    ])
+    optimizer = torch.optim.AdamW(pruner.parameter_groups(model), lr=1e-3, weight_decay=1e-2)
     for step, (x, y) in enumerate(loader):
         loss_fn(model(x), y).backward()
         pruner.before_optimizer_step(position=step)   # lambda * dR/dM into M.grad
@@ -51,6 +48,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from lightning_auxprune.aux_group import AUX_GROUP
 from lightning_auxprune.aux_sgd import AuxOptimizer, aux_sgd_step
 from lightning_auxprune.controller import TargetController
 from lightning_auxprune.events import MaskEvents
@@ -275,6 +273,32 @@ class AuxPruner:
         """The masks' parameters M, one per layer, in layer order."""
         return list(self._set.aux)
 
+    def parameter_groups(self, model: nn.Module) -> list[dict[str, Any]]:
+        """Two parameter groups for an optimizer: the model's other parameters, and the masks.
+
+        The masks' group is named ``"auxprune"``, has the aux lr and no weight decay (the
+        regularizer is the masks' only penalty). Pass the result to any ``torch.optim`` optimizer;
+        options given to the optimizer apply to the first group.
+
+        Example:
+            >>> from torch import nn
+            >>> net = nn.Sequential(nn.Linear(4, 2))
+            >>> pruner = AuxPruner(aux_lr=0.05)
+            >>> _ = pruner.attach(net)
+            >>> groups = pruner.parameter_groups(net)
+            >>> [len(g["params"]) for g in groups], groups[1]["name"], groups[1]["lr"]
+            ([2, 1], 'auxprune', 0.05)
+
+        """
+        masks = {id(p) for p in self.aux_parameters()}
+        if not masks:
+            raise RuntimeError("AuxPruner has no masks: call attach(model) first.")
+        others = [p for p in model.parameters() if id(p) not in masks]
+        return [
+            {"params": others},
+            {"params": self.aux_parameters(), "lr": self.aux_lr, "weight_decay": 0.0, "name": AUX_GROUP},
+        ]
+
     def reset(self) -> None:
         """Forget the device state; it is rebuilt from the masks and weights at the next step.
 
@@ -368,7 +392,7 @@ class AuxPruner:
     def _kept_fraction(self, state: _StepState) -> torch.Tensor:
         """The controlled quantity, kept fraction of masked weights or of dense FLOPs, on the device."""
         if self.target_metric == "sparsity" or state.flops is None:
-            return self._set.open_weights(state.open).sum() / self._set.weights.sum()
+            return self._set.open_weights(state.open).sum() / self._set.total_weights
         base, coefficients = state.flops
         return base + (coefficients * state.open / self._set.entries).sum()
 
@@ -412,11 +436,9 @@ class AuxPruner:
         count = len(self._set)
         opened, rest = device_values[:count], device_values[count:]
         regularizer, pruned_total, recovered_total, pruned, recovered, controller_lambda = rest
-        densities = {
-            name: o / e for name, o, e in zip(self._set.names, opened, self._set.entries.tolist(), strict=True)
-        }
-        open_weights = sum(o * f for o, f in zip(opened, self._set.fan_in.tolist(), strict=True))
-        total = float(self._set.weights.sum())
+        densities = {name: o / e for name, o, e in zip(self._set.names, opened, self._set.entry_counts, strict=True)}
+        open_weights = sum(o * f for o, f in zip(opened, self._set.fan_ins, strict=True))
+        total = float(self._set.total_weights)
         phase = self.phase(position)
         in_control = self.controller is not None and phase == "pruning"
         metrics: dict[str, float] = {

@@ -357,3 +357,54 @@ def test_recipe_is_the_benchmarked_target_schedule(tmp_path):
 def test_callback_passes_the_floor_to_its_controller():
     cb = AuxMaskPruning(target_sparsity=0.5, freeze=2, strength=1e-3, target_min_strength=1e-5)
     assert cb.controller is not None and cb.controller.min_strength == 1e-5
+
+
+class ProfiledPruning(AuxMaskPruning):
+    """Counts host syncs inside the callback's per-step hooks, per optimizer step.
+
+    A sync is a scalar read (``item``, ``float``, ``bool``: ``aten::_local_scalar_dense`` in the
+    profiler) or a ``tolist`` (a device-to-host copy, invisible to the CPU profiler, so counted by
+    wrapping ``Tensor.tolist``).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.syncs: dict[int, int] = {}
+        self.tolist_calls = 0
+
+    def _profiled(self, trainer, hook, *args):
+        before = self.tolist_calls
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            hook(trainer, *args)
+        count = sum(e.count for e in prof.key_averages() if e.key in ("aten::_local_scalar_dense", "aten::item"))
+        count += self.tolist_calls - before
+        self.syncs[trainer.global_step] = self.syncs.get(trainer.global_step, 0) + count
+
+    def on_train_batch_start(self, trainer, *args):
+        self._profiled(trainer, super().on_train_batch_start, *args)
+
+    def on_before_optimizer_step(self, trainer, *args):
+        self._profiled(trainer, super().on_before_optimizer_step, *args)
+
+    def on_train_batch_end(self, trainer, *args):
+        self._profiled(trainer, super().on_train_batch_end, *args)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"target_sparsity": 0.5, "ramp": 2}, {"aux_optimizer": "sgd", "granularity": "neuron"}]
+)
+def test_steps_that_do_not_log_make_no_host_sync(tmp_path, monkeypatch, kwargs):
+    cb = ProfiledPruning(strength=2e-3, aux_lr=0.05, log_every_n_steps=5, print_table=False, **kwargs)
+    tolist = torch.Tensor.tolist
+
+    def counted_tolist(self):
+        cb.tolist_calls += 1
+        return tolist(self)
+
+    monkeypatch.setattr(torch.Tensor, "tolist", counted_tolist)
+    tiny_trainer(tmp_path, 2, [cb], logger=CSVLogger(tmp_path)).fit(TinyNet(optimizer="sgd"), toy_loader())
+    # optimizer steps 1..16; logs at 5, 10, 15 (step numbers after the step) and at the epoch ends
+    quiet = [step for step in cb.syncs if step % 5 != 0 and step not in (8, 16)]
+    assert len(quiet) >= 10
+    assert {step: cb.syncs[step] for step in quiet} == dict.fromkeys(quiet, 0)
+    assert any(cb.syncs[step] > 0 for step in (5, 10, 15))  # logging steps do read the device
