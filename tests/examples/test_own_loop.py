@@ -11,13 +11,15 @@ def test_own_loop_prunes_with_and_without_fabric(fake_data_dir, fabric):
         "--data-dir",
         str(fake_data_dir),
         "--epochs",
-        "3",
+        "4",
         "--target-sparsity",
         "0.9",
         "--val-size",
         "100",
         "--batch-size",
         "16",
+        "--lr",
+        "0.003",
     ]
     result = main(argv + (["--fabric"] if fabric else []))
     assert result["history"][0]["auxprune/sparsity"] == 0.0  # the dense warm-up epoch
