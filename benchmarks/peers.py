@@ -95,9 +95,15 @@ def lightning_model_pruning(model: nn.Module, final_sparsity: float, start_epoch
         before = target(epoch - 1) if epoch > start_epoch else 0.0
         return 1.0 - (1.0 - target(epoch)) / (1.0 - before)  # fraction of the remaining weights
 
+    # nn.MultiheadAttention reads out_proj.weight without calling out_proj, so torch.nn.utils.prune's
+    # forward pre-hook never refreshes it (backward then fails): ModelPruning cannot prune those layers.
+    inside_attention = {
+        f"{name}.out_proj" for name, module in model.named_modules() if isinstance(module, nn.MultiheadAttention)
+    }
+    layers = [layer for name, layer in weight_layers(model).items() if name not in inside_attention]
     return ModelPruning(
         "l1_unstructured",
-        parameters_to_prune=[(layer, "weight") for layer in weight_layers(model).values()],
+        parameters_to_prune=[(layer, "weight") for layer in layers],
         use_global_unstructured=True,
         amount=amount,
         apply_pruning=lambda epoch: start_epoch <= epoch < end_epoch,

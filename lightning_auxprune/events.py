@@ -26,13 +26,14 @@ from typing import Any
 
 import torch
 
-COUNT_DTYPE = torch.float64
+from lightning_auxprune.mask_set import COUNT_DTYPE, count_open
+
 _PRUNED_TOTAL, _RECOVERED_TOTAL, _PRUNED_SINCE, _RECOVERED_SINCE = range(4)
 
 
 def _total(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """Sum of absolute values over a list of tensors, float64, one multi-tensor kernel."""
-    return torch.stack(torch._foreach_norm(list(tensors), 1, dtype=COUNT_DTYPE)).sum()
+    return count_open(tensors).sum()
 
 
 class MaskEvents:

@@ -6,7 +6,7 @@ a GPU. :class:`MaskSet` keeps the masks' tensors in lists and computes what the 
 one multi-tensor kernel per operation, for all layers at once, without reading anything back to
 the host:
 
-* :meth:`MaskSet.hard_gates` is ``h(M) = 1[M > 0]`` for every layer (``ceil(clamp(M, 0, 1))``);
+* :meth:`MaskSet.hard_gates` is ``h(M) = 1[M > 0]`` for every layer (``sign`` clamped at 0);
 * :meth:`MaskSet.open_entries` counts the open entries per layer (an L1 norm of the gates) into
   one device tensor.
 
@@ -36,11 +36,15 @@ from torch import nn
 from lightning_auxprune.parametrization import AuxMask
 
 COUNT_DTYPE = torch.float64
-"""Per-layer counts are kept in float64 on the device: exact integers up to 2**53."""
+"""Per-layer counts are float64 on the device: exact integers up to 2**53."""
+EXACT_IN_FLOAT32 = 2**24
+"""Gates are summed in float32 (no conversion pass) when every layer has at most this many entries."""
 
 
 def hard_gates(scores: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """``h(m) = 1[m > 0]`` for a list of tensors, as ``ceil(clamp(m, 0, 1))`` (NaN stays NaN).
+    """``h(m) = 1[m > 0]`` for a list of tensors: ``sign(m)`` clamped at 0, two multi-tensor kernels.
+
+    Like the forward pass (``m > 0``), a NaN reads as 0: :meth:`MaskSet.nonfinite_layers` finds them.
 
     Example:
         >>> hard_gates([torch.tensor([-1.0, 0.0, 1e-30, 3.0])])
@@ -50,10 +54,28 @@ def hard_gates(scores: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     if not scores:
         return []
     with torch.no_grad():
-        gates = torch._foreach_clamp_min(list(scores), 0.0)
-        torch._foreach_clamp_max_(gates, 1.0)
-        torch._foreach_ceil_(gates)
+        gates = torch._foreach_sign(list(scores))
+        torch._foreach_clamp_min_(gates, 0.0)
     return list(gates)
+
+
+def count_open(gates: Sequence[torch.Tensor], dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Sum of each 0/1 tensor, ``[L]`` float64 on their device, one multi-tensor kernel (no host sync).
+
+    Args:
+        gates: 0/1 tensors (or any, for sums of absolute values).
+        dtype: Accumulate in this dtype (float64 for layers with more than 2**24 entries, where a
+            float32 sum stops being exact); ``None``: the gates' own dtype, no conversion pass.
+
+    Example:
+        >>> count_open([torch.ones(3), torch.zeros(2)])
+        tensor([3., 0.], dtype=torch.float64)
+
+    """
+    if not gates:
+        return torch.zeros(0, dtype=COUNT_DTYPE)
+    norms = torch._foreach_norm(list(gates), 1) if dtype is None else torch._foreach_norm(list(gates), 1, dtype=dtype)
+    return torch.stack(norms).to(COUNT_DTYPE)
 
 
 class MaskSet:
@@ -85,6 +107,7 @@ class MaskSet:
         self.fan_in = torch.tensor(self.fan_ins, dtype=COUNT_DTYPE)
         self.weights = torch.tensor([float(math.prod(m.weight_shape)) for m in self.masks], dtype=COUNT_DTYPE)
         self.total_weights = sum(math.prod(m.weight_shape) for m in self.masks)
+        self._sum_dtype = COUNT_DTYPE if any(n > EXACT_IN_FLOAT32 for n in self.entry_counts) else None
 
     def __len__(self) -> int:
         return len(self.masks)
@@ -101,18 +124,20 @@ class MaskSet:
         self.weights = self.weights.to(device)
 
     def hard_gates(self) -> list[torch.Tensor]:
-        """``h(M) = 1[M > 0]`` per layer, float32, in three multi-tensor kernels.
-
-        ``ceil(clamp(M, 0, 1))`` is exactly 1 for M > 0 and 0 for M <= 0, and NaN for a NaN mask,
-        so a broken mask shows up in the statistics instead of reading as pruned.
-        """
+        """``h(M) = 1[M > 0]`` per layer, float32 (see :func:`hard_gates`)."""
         return hard_gates(self.aux)
+
+    def nonfinite_layers(self) -> torch.Tensor:
+        """Number of layers whose M holds a NaN or an infinity (a 0-d device tensor; one pass over M)."""
+        if not self.aux:
+            return torch.zeros((), dtype=COUNT_DTYPE)
+        with torch.no_grad():
+            peaks = torch.stack(torch._foreach_norm(self.aux, float("inf")))
+        return (~torch.isfinite(peaks)).sum().to(COUNT_DTYPE)
 
     def open_entries(self, gates: list[torch.Tensor]) -> torch.Tensor:
         """Open entries per layer, ``[L]`` float64 on the masks' device (no host sync)."""
-        if not gates:
-            return torch.zeros(0, dtype=COUNT_DTYPE)
-        return torch.stack(torch._foreach_norm(gates, 1, dtype=COUNT_DTYPE))
+        return count_open(gates, self._sum_dtype)
 
     def open_weights(self, open_entries: torch.Tensor) -> torch.Tensor:
         """Open weights per layer from open entries (a closed unit closes its whole fan-in)."""

@@ -85,14 +85,20 @@ class MaskedWeight(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         weight, scores = ctx.saved_tensors
         options: MaskOptions = ctx.options
-        grad_weight = torch.where(open_entries(scores, weight), grad, 0.0) if options.weight_grad == "masked" else grad
+        opened = scores > 0
+        grad_weight = grad
+        if options.weight_grad == "masked":
+            grad_weight = torch.where(opened if scores.shape == weight.shape else unit_view(opened, weight), grad, 0.0)
         grad_scores = None
         if ctx.feeds_mask and ctx.needs_input_grad[1]:
             direction = weight.sign() if options.rule == "sign" else weight
             correlation = grad.to(scores.dtype) * direction.to(scores.dtype)
             if scores.shape != weight.shape:
                 correlation = correlation.sum(dim=tuple(range(1, weight.dim())))
-            grad_scores = correlation * ste_grad(scores, options.ste, options.alpha, options.beta)
+            if options.ste == "leaky_relu":  # h'(m) = 1 or alpha: one pass, reusing M > 0
+                grad_scores = torch.where(opened, correlation, correlation * options.alpha)
+            else:
+                grad_scores = correlation * ste_grad(scores, options.ste, options.alpha, options.beta)
         return grad_weight, grad_scores, None, None
 
 

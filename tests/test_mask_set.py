@@ -33,13 +33,15 @@ def test_device_counts_match_layer_stats(granularity):
     assert 1 - sum(open_weights) / float(mask_set.weights.sum()) == pytest.approx(summarize(stats).sparsity)
 
 
-def test_gates_are_exactly_zero_or_one_and_nan_stays_visible():
+def test_gates_are_exactly_zero_or_one_and_nan_is_counted():
     mask = AuxMask(torch.ones(4), MaskOptions())
     with torch.no_grad():
         mask.aux.copy_(torch.tensor([1e-30, 0.0, -1e-30, float("nan")]))
-    gate = MaskSet({"fc": mask}).hard_gates()[0]
-    assert gate[:3].tolist() == [1.0, 0.0, 0.0]
-    assert gate[3].isnan()
+    masks = MaskSet({"fc": mask, "ok": AuxMask(torch.ones(2), MaskOptions())})
+    gate = masks.hard_gates()[0]
+    assert gate.tolist() == [1.0, 0.0, 0.0, 0.0]  # as in the forward pass: NaN > 0 is False
+    assert torch.equal(gate, mask.gate())
+    assert float(masks.nonfinite_layers()) == 1.0
 
 
 def test_empty_set():

@@ -55,6 +55,7 @@ def _registry() -> dict[str, Callable[[], nn.Module]]:
     from examples.models.mobilenet import SmallMobileNetV2
     from examples.models.resnet import ResNet20
     from examples.models.vgg import VGGLike
+    from examples.models.vit import SmallViT
 
     return {
         "lenet300100": LeNet300100,
@@ -62,6 +63,7 @@ def _registry() -> dict[str, Callable[[], nn.Module]]:
         "vgg": VGGLike,
         "resnet20": ResNet20,
         "mobilenetv2": SmallMobileNetV2,
+        "vit": SmallViT,
     }
 
 

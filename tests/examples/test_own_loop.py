@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from examples.own_loop import main
 from examples.models.lenet import LeNet300100
+from examples.own_loop import main
 
 
 @pytest.mark.parametrize("fabric", [False, True])
