@@ -49,7 +49,7 @@ unit: data
 test: lint typecheck docs unit
 
 # The benchmarks that were run for the docs (about 6 hours on 2 cores): the LeNet-300-100,
-# LeNet-5 and VGG-like (neuron, 10,000 training images) comparisons (3 seeds), the ablations, the switches, the callback's cost, the speed of
+# LeNet-5 and VGG-like (neuron, 10,000 training images) comparisons (3 seeds), the ablations, the switches, the per-step overhead (4 models, CPU, one thread), the speed of
 # shrunk models and of the CSR path. Writes benchmarks/results/* and the generated docs pages.
 bench: data
 	rm -f benchmarks/results/runs.jsonl benchmarks/results/ablation.jsonl benchmarks/results/switches.jsonl
@@ -58,7 +58,7 @@ bench: data
 	$(PY) -m benchmarks.compare --models vgg --methods torchpruning autoprune_neuron_target --seeds 0 1 2 --train-subset 10000
 	$(PY) -m benchmarks.ablation --seeds 0 --epochs 8
 	$(PY) -m benchmarks.switches --seeds 0 1 2
-	$(PY) -m benchmarks.cost
+	$(PY) -m benchmarks.overhead
 	$(PY) -m benchmarks.report
 	$(PY) -m benchmarks.latency
 	$(PY) -m benchmarks.latency --fuse-bn --out benchmarks/results/latency_fused_bn.json --markdown docs/latency_fused_bn.md

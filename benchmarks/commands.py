@@ -2,8 +2,8 @@
 line it writes next to the numbers it generates.
 
 Example:
-    >>> command_line("benchmarks.cost", ["--quick"])
-    'python -m benchmarks.cost --quick'
+    >>> command_line("benchmarks.overhead", ["--quick"])
+    'python -m benchmarks.overhead --quick'
 
 """
 
@@ -12,6 +12,30 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+
+import torch
+
+
+def add_accelerator(parser: argparse.ArgumentParser) -> None:
+    """``--accelerator cpu|gpu``, accepted by every benchmark script."""
+    parser.add_argument(
+        "--accelerator", default="cpu", choices=["cpu", "gpu"], help="where to train or time (gpu: CUDA device 0)"
+    )
+
+
+def device_of(accelerator: str) -> torch.device:
+    """The torch device of ``--accelerator``, with a clear error when no GPU is there.
+
+    Example:
+        >>> device_of("cpu")
+        device(type='cpu')
+
+    """
+    if accelerator == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise SystemExit("--accelerator gpu: torch sees no CUDA device here (torch.cuda.is_available() is False).")
+    return torch.device("cuda", 0)
 
 
 def apply_quick(args: argparse.Namespace) -> None:

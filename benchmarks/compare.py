@@ -26,7 +26,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 from torch import nn
 
-from benchmarks.commands import apply_quick
+from benchmarks.commands import add_accelerator, apply_quick
 from benchmarks.peers import (
     GradualMagnitudePruning,
     TorchPruningChannels,
@@ -35,7 +35,7 @@ from benchmarks.peers import (
     weight_of,
 )
 from benchmarks.recipes import TARGET_RECIPES
-from benchmarks.timing import quiet_cpu_trainer
+from benchmarks.timing import quiet_trainer
 from examples.classifier import ImageClassifier
 from examples.data.fashion_mnist import FashionMNISTDataModule
 from lightning_auxprune import AuxMaskPruning, bake, find_masks, shrink
@@ -268,8 +268,9 @@ def run(
     model = ImageClassifier(arch=model_name, optimizer="adam", lr=1e-3)
     dense_reference = ImageClassifier(arch=model_name).net
     timer = StepTimer()
-    trainer = quiet_cpu_trainer(
+    trainer = quiet_trainer(
         [*callbacks_for(method, setting, model, epochs, steps, variant), timer],
+        accelerator=args.accelerator,
         max_epochs=epochs,
         logger=logger or False,
         log_every_n_steps=50,
@@ -307,6 +308,7 @@ def main(argv: list[str] | None = None) -> list[Record]:
     parser.add_argument("--train-subset", type=int, default=None)
     parser.add_argument("--out", default="benchmarks/results/runs.jsonl")
     parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images, one setting per method")
+    add_accelerator(parser)
     args = parser.parse_args(argv)
     if args.quick:
         apply_quick(args)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -21,7 +22,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from benchmarks.commands import command_line
+from benchmarks.commands import add_accelerator, command_line, device_of
 from benchmarks.timing import interleaved_medians, machine, state_bytes
 from examples.models import build_model
 from lightning_auxprune.bake import bake
@@ -63,7 +64,13 @@ def close_smallest_units(model: nn.Module, include: list[str], fraction: float) 
 
 
 def measure(
-    arch: str, fraction: float, batches: list[int], threads: list[int], repeats: int, fuse_bn: bool = False
+    arch: str,
+    fraction: float,
+    batches: list[int],
+    threads: list[int],
+    repeats: int,
+    fuse_bn: bool = False,
+    device: torch.device | None = None,
 ) -> dict[str, Any]:
     """One model's record (``fuse_bn``: fold BatchNorm into convolutions on both sides first)."""
     torch.manual_seed(0)
@@ -90,11 +97,14 @@ def measure(
     }
     mac_ratio = record["dense_macs"] / record["shrunk_macs"]
     record["mac_ratio"] = mac_ratio
+    device = device or torch.device("cpu")
+    dense_model, shrunk = dense_model.to(device), shrunk.to(device)
     for n_threads in threads:
         torch.set_num_threads(n_threads)
         for batch in batches:
-            x = torch.randn(batch, 1, 28, 28)
-            dense_ms, shrunk_ms = interleaved_medians([partial(dense_model, x), partial(shrunk, x)], repeats)
+            x = torch.randn(batch, 1, 28, 28, device=device)
+            fns: list[Callable[[], Any]] = [partial(dense_model, x), partial(shrunk, x)]
+            dense_ms, shrunk_ms = interleaved_medians(fns, repeats, device=device)
             speedup = dense_ms / shrunk_ms
             record["settings"].append(
                 {
@@ -142,14 +152,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into convs (both models)")
     parser.add_argument("--out", default="benchmarks/results/latency.json")
     parser.add_argument("--markdown", default="docs/latency.md")
+    add_accelerator(parser)
     args = parser.parse_args(argv)
+    device = device_of(args.accelerator)
     archs = ["vgg"] if args.quick else list(NEURON_LAYERS)
     batches, threads = ([1], [1]) if args.quick else ([1, 64], [1, 2])
     repeats = 3 if args.quick else args.repeats
     initial_threads = torch.get_num_threads()
     results: dict[str, Any] = {"machine": machine(), "repeats": repeats, "fuse_bn": args.fuse_bn, "models": {}}
     for arch in archs:
-        results["models"][arch] = measure(arch, args.fraction, batches, threads, repeats, args.fuse_bn)
+        results["models"][arch] = measure(arch, args.fraction, batches, threads, repeats, args.fuse_bn, device)
         print(json.dumps({arch: results["models"][arch]["settings"]}, indent=1))
     torch.set_num_threads(initial_threads)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 
-def quiet_cpu_trainer(callbacks: list[Any], **kwargs: Any) -> L.Trainer:
-    """A single-device CPU Trainer with no logger, checkpoints, progress bar or sanity check."""
+def quiet_trainer(callbacks: list[Any], accelerator: str = "cpu", **kwargs: Any) -> L.Trainer:
+    """A single-device Trainer with no logger, checkpoints, progress bar or sanity check."""
     defaults: dict[str, Any] = {
-        "accelerator": "cpu",
+        "accelerator": accelerator,
         "devices": 1,
         "logger": False,
         "enable_checkpointing": False,
@@ -28,8 +28,17 @@ def quiet_cpu_trainer(callbacks: list[Any], **kwargs: Any) -> L.Trainer:
     return L.Trainer(callbacks=callbacks, **{**defaults, **kwargs})
 
 
-def interleaved_medians(fns: list[Callable[[], Any]], repeats: int, warmup: int = 3) -> list[float]:
-    """Median milliseconds of each callable, calling them in turn ``repeats`` times."""
+def synchronize(device: torch.device) -> None:
+    """Wait for the accelerator (no-op on the CPU), so that wall time covers the work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved_medians(
+    fns: list[Callable[[], Any]], repeats: int, warmup: int = 3, device: torch.device | None = None
+) -> list[float]:
+    """Median milliseconds of each callable, calling them in turn ``repeats`` times (``device``: synced)."""
+    device = device or torch.device("cpu")
     with torch.inference_mode():
         for _ in range(warmup):
             for fn in fns:
@@ -37,8 +46,10 @@ def interleaved_medians(fns: list[Callable[[], Any]], repeats: int, warmup: int 
         samples: list[list[float]] = [[] for _ in fns]
         for _ in range(repeats):
             for index, fn in enumerate(fns):
+                synchronize(device)
                 start = time.perf_counter()
                 fn()
+                synchronize(device)
                 samples[index].append((time.perf_counter() - start) * 1000.0)
     return [statistics.median(s) for s in samples]
 

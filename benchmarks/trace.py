@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lightning.pytorch.loggers import CSVLogger
 
-from benchmarks.commands import apply_quick, command_line
+from benchmarks.commands import add_accelerator, apply_quick, command_line
 from benchmarks.compare import GRID, METHODS, Record, run
 
 COLUMNS = {
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> tuple[Record, list[dict[str, float]]]
     parser.add_argument("--every", type=int, default=400, help="print one logged row per this many steps")
     parser.add_argument("--out", default="runs/trace", help="folder of the CSV logs")
     parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images")
+    add_accelerator(parser)
     args = parser.parse_args(argv)
     if args.every < 1:
         parser.error(f"--every {args.every}: must be >= 1")

@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, cast
 
+from benchmarks.commands import add_accelerator
 from benchmarks.compare import Record, append_record, budget, load_records, run
 
 
@@ -61,6 +62,7 @@ def common_arguments(description: str | None, out: str, markdown: str, seeds: li
     parser.add_argument("--out", default=out)
     parser.add_argument("--markdown", default=markdown)
     parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images, two variants")
+    add_accelerator(parser)
     return parser
 
 

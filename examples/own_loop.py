@@ -45,7 +45,8 @@ def train(
 ) -> dict[str, Any]:
     """Prune LeNet-300-100 to ``target_sparsity`` in ``epochs`` epochs; return accuracy and sparsity."""
     torch.manual_seed(0)
-    model = LeNet300100()
+    net = LeNet300100()
+    model: nn.Module = net  # Fabric wraps it; the pruner and bake work on the module itself
     pruner = AuxPruner(
         target_sparsity=target_sparsity,
         aux_optimizer="sgd",
@@ -55,8 +56,8 @@ def train(
         warmup=1.0,
         freeze=max(2.0, 0.75 * epochs),
     )
-    pruner.attach(model)  # before the optimizer: the masks are parameters too
-    optimizer = torch.optim.SGD(pruner.parameter_groups(model), lr=lr, momentum=0.9)
+    pruner.attach(net)  # before the optimizer: the masks are parameters too
+    optimizer = torch.optim.SGD(pruner.parameter_groups(net), lr=lr, momentum=0.9)
     data.setup("fit")
     train_loader, val_loader = data.train_dataloader(), data.val_dataloader()
     device = torch.device("cpu")
@@ -72,7 +73,7 @@ def train(
             if fabric is not None:
                 fabric.backward(loss)
             else:
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
             position = epoch + index / batches
             pruner.before_optimizer_step(position)
             optimizer.step()
@@ -84,7 +85,7 @@ def train(
             f"epoch {epoch}: val acc {evaluate(model, val_loader, device):.4f}, "
             f"sparsity {metrics['auxprune/sparsity']:.4f}, lambda {metrics['auxprune/lambda']:.3g}"
         )
-    plain = bake(model.module if fabric is not None else model)
+    plain = bake(net)
     return {
         "val_accuracy": evaluate(plain, val_loader, device),
         "sparsity": history[-1]["auxprune/sparsity"],

@@ -132,7 +132,7 @@ class MaskSet:
         if not self.aux:
             return torch.zeros((), dtype=COUNT_DTYPE)
         with torch.no_grad():
-            peaks = torch.stack(torch._foreach_norm(self.aux, float("inf")))
+            peaks = torch.stack(torch._foreach_norm(list[torch.Tensor](self.aux), float("inf")))
         return (~torch.isfinite(peaks)).sum().to(COUNT_DTYPE)
 
     def open_entries(self, gates: list[torch.Tensor]) -> torch.Tensor:

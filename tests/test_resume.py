@@ -80,3 +80,41 @@ def test_resume_without_the_checkpoints_controller_warns(tmp_path):
     ckpt = next((tmp_path / "part" / "ckpt").glob("*.ckpt"))
     with pytest.warns(UserWarning, match="trained with a lambda controller, this one does not"):
         run(tmp_path / "resumed", 2, ckpt_path=str(ckpt))
+
+
+def test_a_version_0_1_checkpoint_resumes_exactly(tmp_path):
+    """A checkpoint whose callback state has the 0.1 layout (strength and unit inside the schedule, a
+    mask snapshot in the events, no version) resumes and ends where the uninterrupted run ends."""
+    kwargs = dict(strength=1e-3, target_sparsity=0.6)
+    full_model, full_cb, _ = run(tmp_path / "full", 4, **kwargs)
+    run(tmp_path / "part", 2, save=True, **kwargs)
+    ckpt = next((tmp_path / "part" / "ckpt").glob("epoch=1-*.ckpt"))
+    checkpoint = torch.load(ckpt, weights_only=False)
+    (key,) = [k for k in checkpoint["callbacks"] if "AuxMaskPruning" in k]
+    state = checkpoint["callbacks"][key]
+    old = {k: state[k] for k in ("aux_param_names", "events", "last_logged_step", "options", "regularizer")}
+    old["schedule"] = {"strength": state["strength"], "unit": state["unit"], **state["schedule"]}
+    old["events"] = {**state["events"], "previous": {"fc1": torch.ones(32, 64, dtype=torch.bool)}}
+    old["controller"] = state["controller"]
+    checkpoint["callbacks"][key] = old
+    legacy = tmp_path / "legacy.ckpt"
+    torch.save(checkpoint, legacy)
+    resumed_model, resumed_cb, _ = run(tmp_path / "resumed", 4, ckpt_path=str(legacy), **kwargs)
+    assert resumed_cb.controller.state_dict() == full_cb.controller.state_dict()
+    assert resumed_cb.events.state_dict() == full_cb.events.state_dict()
+    full_state, resumed_state = full_model.state_dict(), resumed_model.state_dict()
+    for name in full_state:
+        torch.testing.assert_close(resumed_state[name], full_state[name], rtol=0, atol=0, msg=name)
+
+
+def test_a_foreign_checkpoint_state_is_refused_with_advice(tmp_path):
+    run(tmp_path / "part", 1, save=True)
+    ckpt = next((tmp_path / "part" / "ckpt").glob("*.ckpt"))
+    checkpoint = torch.load(ckpt, weights_only=False)
+    (key,) = [k for k in checkpoint["callbacks"] if "AuxMaskPruning" in k]
+    checkpoint["callbacks"][key] = {"aux_param_names": [], "last_logged_step": 0, "schedule": {}}
+    torch.save(checkpoint, tmp_path / "foreign.ckpt")
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+    with pytest.raises(MisconfigurationException, match="bake the checkpoint's model"):
+        run(tmp_path / "resumed", 2, ckpt_path=str(tmp_path / "foreign.ckpt"))

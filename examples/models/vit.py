@@ -36,7 +36,8 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.norm1(x)
         x = x + self.attn(y, y, y, need_weights=False)[0]
-        return x + self.fc2(nn.functional.gelu(self.fc1(self.norm2(x))))
+        out: torch.Tensor = x + self.fc2(nn.functional.gelu(self.fc1(self.norm2(x))))
+        return out
 
 
 class SmallViT(nn.Module):

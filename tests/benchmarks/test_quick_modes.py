@@ -24,18 +24,28 @@ def test_sparse_linear_quick(tmp_path):
     assert all(r["dense_ms"] > 0 and r["sparse_ms"] > 0 for r in rows)
 
 
-def test_cost_quick(tmp_path, fake_data_dir):
-    from benchmarks import cost
+def test_overhead_quick(tmp_path):
+    from benchmarks import overhead
 
-    out, md = tmp_path / "cost.json", tmp_path / "cost.md"
-    results = cost.main(["--quick", "--data-dir", str(fake_data_dir), "--out", str(out), "--markdown", str(md)])
-    assert json.loads(out.read_text()) == results
-    assert set(results["step_ms"]) == {"dense", "auxprune", "auxprune_target", "modelpruning"}
-    assert all(v > 0 for v in results["step_ms"].values())
-    extra = results["extra_bytes"]
-    # one float per weight of the masked layers, Adam keeps two more
-    assert extra["aux_optimizer_bytes"] >= 2 * extra["aux_param_bytes"] > 0
-    assert "AuxMaskPruning, target_sparsity" in md.read_text()
+    out, md, png = tmp_path / "overhead.json", tmp_path / "overhead.md", tmp_path / "overhead.png"
+    out.write_text(json.dumps({"rows": [{**row, "accelerator": "gpu"} for row in FAKE_GPU_ROWS]}))
+    argv = ["--quick", "--models", "lenet300100", "--out", str(out), "--markdown", str(md), "--plot", str(png)]
+    rows = overhead.main(argv)
+    assert [r["method"] for r in rows] == overhead.METHODS
+    assert all(r["median_ms"] > 0 for r in rows) and rows[0]["ratio"] == 1.0
+    saved = json.loads(out.read_text())["rows"]
+    assert {r["accelerator"] for r in saved} == {"cpu", "gpu"}  # rows of another machine are kept
+    assert len(saved) == len(rows) + len(FAKE_GPU_ROWS)
+    page = md.read_text()
+    assert "## cpu, 32-true, batch 16" in page and "## gpu, bf16-mixed, batch 128" in page
+    assert png.stat().st_size > 0
+
+
+FAKE_GPU_ROWS = [
+    {"model": "vit", "method": m, "precision": "bf16-mixed", "threads": 0, "batch_size": 128, "median_ms": 30.0}
+    | {"ratio": 1.0, "steps": 80, "rounds": 3}
+    for m in ("dense", "auxprune_weight")
+]
 
 
 def test_trace_quick(tmp_path, fake_data_dir, capsys):
