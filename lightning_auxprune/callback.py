@@ -36,7 +36,7 @@ from typing import Any, Literal
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelPruning
 from lightning.pytorch.core.optimizer import _MockOptimizer
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
@@ -298,6 +298,11 @@ class AuxMaskPruning(Callback):
                 "restores pruned weights around Lightning's optimizer step. Set "
                 "`self.automatic_optimization = True` in your LightningModule."
             )
+        if any(isinstance(c, ModelPruning) for c in getattr(trainer, "callbacks", [])):
+            raise MisconfigurationException(
+                "AuxMaskPruning cannot be combined with Lightning's ModelPruning in one Trainer: both rewrite the "
+                "layers' weights (parametrizations vs torch.nn.utils.prune hooks). Use one of them."
+            )
         self.pruner.attach(pl_module)
         param_names = {id(p): n for n, p in pl_module.named_parameters()}
         self._aux_param_names = [param_names[id(p)] for p in self.pruner.aux_parameters()]
@@ -322,6 +327,7 @@ class AuxMaskPruning(Callback):
                 f"{self._loaded_aux_param_names} vs {self._aux_param_names}. Resume with the same "
                 "include/exclude/layer_types settings."
             )
+        self._check_epoch_fractions(trainer)
         schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
         for optimizer in optimizers:
             attach_aux_group(optimizer, self.pruner.aux_parameters(), self.pruner.aux_lr)
@@ -378,6 +384,23 @@ class AuxMaskPruning(Callback):
         self._check_target_reached(trainer)
 
     # ---------------------------------------------------------------- helpers
+    def _check_epoch_fractions(self, trainer: Trainer) -> None:
+        """Fractions of an epoch need the epoch's length, which an IterableDataset does not have."""
+        if self.unit != "epoch" or isinstance(trainer.num_training_batches, int):
+            return
+        schedule = self.schedule
+        fractional = {
+            name: value
+            for name, value in (("warmup", schedule.warmup), ("ramp", schedule.ramp), ("freeze", schedule.freeze))
+            if value is not None and value != int(value)
+        }
+        if fractional:
+            raise MisconfigurationException(
+                f"{fractional} are fractions of an epoch, but the training data has no length (an "
+                "IterableDataset?), so positions within an epoch are unknown. Use unit='step' with step counts, "
+                "or whole epochs."
+            )
+
     def _position(self, trainer: Trainer) -> float:
         """Where training is, in ``unit``: optimizer steps, or epochs with the fraction of this one."""
         if self.unit == "step":

@@ -59,7 +59,7 @@ def patch_layer(module: nn.Module, options: MaskOptions) -> AuxMask:
     """Register an :class:`AuxMask` on ``module.weight`` (and a :class:`BiasGate` on its bias).
 
     The bias is gated for neuron granularity only. A layer that already has a mask keeps it,
-    if the options agree.
+    if the options agree. A frozen layer (``weight.requires_grad`` False) gets a frozen mask.
 
     Raises:
         ValueError: If the layer is already masked with different options.
@@ -80,6 +80,7 @@ def patch_layer(module: nn.Module, options: MaskOptions) -> AuxMask:
         return existing
     weight = cast(torch.Tensor, module.weight)
     mask = AuxMask(weight, options)
+    mask.aux.requires_grad_(weight.requires_grad)  # a frozen layer gets a frozen mask: it stays dense
     mask.param_order = list(module._parameters)
     parametrize.register_parametrization(module, "weight", mask)
     if options.granularity == "neuron" and getattr(module, "bias", None) is not None:

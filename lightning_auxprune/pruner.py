@@ -347,7 +347,9 @@ class AuxPruner:
 
         In the pruning phase, adds ``lambda * dR/dM`` to M's gradients (lambda scheduled, or moved
         by the controller towards its target); outside it, drops M's gradients so the masks stay.
-        With ``aux_optimizer="sgd"``/``"normalized_sgd"`` it also steps M.
+        With ``aux_optimizer="sgd"``/``"normalized_sgd"`` it also steps M. Masks without a
+        gradient (frozen or unused layers) are not pushed; when no mask has one (a skipped batch)
+        nothing happens, and the controller does not move lambda.
 
         Args:
             position: Where training is, in the unit of ``warmup``/``ramp``/``freeze``.
@@ -360,6 +362,8 @@ class AuxPruner:
         state = self._step_state()
         if self.controller is not None and state.flops is None and self.target_metric == "flops":
             state.flops = self._flops_coefficients()
+        if all(aux.grad is None for aux in self._set.aux):
+            return  # a skipped batch or frozen layers: no data gradient, no push, lambda unchanged
         if self.phase(position) == "pruning":
             add_regularizer_grad(self._set.masks, self.regularizer, self._lambda_for_step(position, state), state.gates)
         else:

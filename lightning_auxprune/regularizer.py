@@ -5,7 +5,10 @@
 * ``"l1"``: ``R = sum |m|``, gradient ``sgn(m)``.
 
 The gradient is added to ``M.grad`` directly (:func:`add_regularizer_grad`), which is what
-``backward`` on ``loss + lambda * R`` would produce, without touching the user's loss. It is
+``backward`` on ``loss + lambda * R`` would produce, without touching the user's loss, and only
+to masks that received a data gradient in this step: a frozen layer (``requires_grad=False``,
+e.g. by ``BackboneFinetuning``) or a skipped batch (``training_step`` returned ``None``) is not
+pruned by the regularizer alone. It is
 computed for all layers at once with multi-tensor kernels, and ``strength`` may be a device
 tensor (the lambda controller's output), so the step never waits for the host.
 
@@ -16,6 +19,7 @@ Example:
     >>> mask = AuxMask(torch.ones(2, 2), MaskOptions())
     >>> regularizer_value([mask], "count")
     4.0
+    >>> mask.aux.grad = torch.zeros(2, 2)  # what backward left
     >>> add_regularizer_grad([mask], "count", strength=0.5)
     >>> mask.aux.grad
     tensor([[0.5000, 0.5000],
@@ -26,6 +30,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 
@@ -116,31 +121,33 @@ def add_regularizer_grad(
     strength: float | torch.Tensor,
     gates: Sequence[torch.Tensor] | None = None,
 ) -> None:
-    """Accumulate ``strength * dR/dM`` into each mask's ``aux.grad`` (creating it if absent).
+    """Accumulate ``strength * dR/dM`` into the ``aux.grad`` of each mask that has one.
+
+    A mask without a gradient (its layer was frozen or unused, or the batch was skipped) is left
+    alone: pushed by the regularizer only, every such mask would close at the same step.
 
     Args:
         masks: The layers' auxiliary-mask modules.
         kind: ``"count"`` or ``"l1"``.
         strength: lambda, >= 0: a number (zero is a no-op) or a 0-d tensor on the masks' device.
-        gates: h(M) per layer, if already computed.
+        gates: h(M) per layer (aligned with ``masks``), if already computed.
 
     Example:
         >>> from lightning_auxprune.options import MaskOptions
         >>> m = AuxMask(torch.ones(2), MaskOptions())
-        >>> add_regularizer_grad([m], "count", 0.0); m.aux.grad is None
+        >>> add_regularizer_grad([m], "count", 1.0); m.aux.grad is None  # no data gradient: no push
         True
 
     """
     if not isinstance(strength, torch.Tensor) and strength == 0.0:
         return
-    push = regularizer_grads(masks, kind, gates)
-    if not push:
+    chosen = [i for i, m in enumerate(masks) if m.aux.grad is not None]
+    if not chosen:
         return
+    if len(chosen) < len(masks):
+        masks = [masks[i] for i in chosen]
+        gates = [gates[i] for i in chosen] if gates is not None else None
+    push = regularizer_grads(masks, kind, gates)
     with torch.no_grad():
         torch._foreach_mul_(push, strength)
-        present = [(m.aux.grad, p) for m, p in zip(masks, push, strict=True) if m.aux.grad is not None]
-        if present:
-            torch._foreach_add_([g for g, _ in present], [p for _, p in present])
-        for mask, p in zip(masks, push, strict=True):
-            if mask.aux.grad is None:
-                mask.aux.grad = p
+        torch._foreach_add_([cast(torch.Tensor, m.aux.grad) for m in masks], push)

@@ -1,0 +1,92 @@
+"""Setups that used to give silently wrong results: each is now correct or refused with advice.
+
+docs/compatibility.md lists them; every line there points at a test here.
+"""
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import BackboneFinetuning
+from torch import nn
+
+from lightning_auxprune import AuxMaskPruning, find_masks, layer_stats
+from tests.conftest import TinyNet, tiny_trainer, toy_loader
+
+
+class WithBackbone(TinyNet):
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.ModuleList([self.conv])
+
+
+def densities(cb):
+    return {s.name: s.density for s in layer_stats(cb.masks)}
+
+
+def test_layers_frozen_by_backbone_finetuning_are_not_pruned(tmp_path):
+    torch.manual_seed(0)
+    model = WithBackbone()
+    cb = AuxMaskPruning(strength=5e-3, aux_lr=0.05, include=["conv", "fc1"], print_table=False)
+    freezer = BackboneFinetuning(unfreeze_backbone_at_epoch=10)
+    tiny_trainer(tmp_path, 3, [cb, freezer]).fit(model, toy_loader())
+    assert densities(cb)["conv"] == 1.0
+    assert torch.equal(cb.masks["conv"].aux.detach(), torch.ones_like(cb.masks["conv"].aux))
+    assert densities(cb)["fc1"] < 1.0  # the trainable layer was pruned
+
+
+def test_layers_frozen_before_fit_keep_their_masks_open(tmp_path):
+    torch.manual_seed(0)
+    model = TinyNet()
+    model.fc1.requires_grad_(False)
+    cb = AuxMaskPruning(strength=5e-3, aux_lr=0.05, print_table=False)
+    tiny_trainer(tmp_path, 3, [cb]).fit(model, toy_loader())
+    assert densities(cb)["fc1"] == 1.0 and not cb.masks["fc1"].aux.requires_grad
+    assert densities(cb)["fc2"] < 1.0
+
+
+class SkipsEveryBatch(TinyNet):
+    def training_step(self, batch, batch_idx):
+        return None
+
+
+@pytest.mark.parametrize("aux_optimizer", ["shared", "sgd"])
+def test_skipped_batches_do_not_prune(tmp_path, aux_optimizer):
+    cb = AuxMaskPruning(strength=5e-2, aux_lr=0.5, aux_optimizer=aux_optimizer, target_sparsity=0.9, freeze=3)
+    with pytest.warns(UserWarning, match="kept 1 of the weights"):  # and says that the target was missed
+        tiny_trainer(tmp_path, 2, [cb]).fit(SkipsEveryBatch(), toy_loader())
+    assert all(d == 1.0 for d in densities(cb).values())
+    assert cb.controller.output == 5e-2  # lambda did not grow on batches that carried no gradient
+    assert all(bool((m.aux == 1.0).all()) for m in find_masks(cb.pruner._model).values())
+
+
+def test_bf16_true_keeps_masks_float32_and_prunes(tmp_path):
+    torch.manual_seed(0)
+    model = TinyNet(optimizer="adam", lr=1e-2)
+    cb = AuxMaskPruning(strength=2e-3, aux_lr=1e-3, print_table=False)
+    tiny_trainer(tmp_path, 3, [cb], precision="bf16-true").fit(model, toy_loader())
+    assert model.fc1.parametrizations.weight.original.dtype == torch.bfloat16
+    assert all(m.aux.dtype == torch.float32 for m in cb.masks.values())
+    assert any(not bool((m.aux == 1.0).all()) for m in cb.masks.values())  # Adam's 1e-3 steps did not round away
+
+
+def test_with_lightning_modelpruning_is_refused(tmp_path):
+    from lightning.pytorch.callbacks import ModelPruning
+
+    other = ModelPruning("l1_unstructured", amount=0.5)
+    for callbacks in ([AuxMaskPruning(print_table=False), other], [other, AuxMaskPruning(print_table=False)]):
+        with pytest.raises(Exception, match="cannot be combined with Lightning's ModelPruning"):
+            tiny_trainer(tmp_path, 1, callbacks).fit(TinyNet(), toy_loader())
+
+
+def test_epoch_fractions_without_a_length_are_refused(tmp_path):
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield from toy_loader().dataset
+
+    loader = torch.utils.data.DataLoader(Stream(), batch_size=32)
+    cb = AuxMaskPruning(warmup=0.5, freeze=2, print_table=False)
+    with pytest.raises(Exception, match="unit='step'"):
+        tiny_trainer(tmp_path, 2, [cb], max_steps=20).fit(TinyNet(), loader)
+    whole = AuxMaskPruning(warmup=1, freeze=2, print_table=False)  # whole epochs are fine
+    tiny_trainer(tmp_path, 2, [whole], max_steps=20).fit(TinyNet(), loader)
+    L.seed_everything(0)
