@@ -29,13 +29,15 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmarks.commands import add_accelerator, command_line
+from benchmarks.commands import add_accelerator, command_line, device_of
 from benchmarks.peers import GradualMagnitudePruning, lightning_model_pruning
-from benchmarks.timing import machine
+from benchmarks.timing import machine, synchronize
 from examples.classifier import ImageClassifier
-from lightning_auxprune import AuxMaskPruning
+from examples.models import build_model
+from lightning_auxprune import AuxMaskPruning, AuxPruner
 
 MODELS = ["lenet300100", "lenet5", "resnet20", "vit"]
 METHODS = ["dense", "auxprune_weight", "auxprune_neuron", "auxprune_sgd", "gmp", "modelpruning"]
@@ -121,6 +123,57 @@ def one_run(model_name: str, method: str, args: argparse.Namespace) -> float:
     return timer.median_ms()
 
 
+PHASES = ["forward", "backward", "before_optimizer_step", "optimizer.step", "after_optimizer_step", "zero_grad"]
+
+
+def _mark(device: torch.device) -> float:
+    synchronize(device)
+    return time.perf_counter()
+
+
+def breakdown(model_name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Where a step's time goes: a plain loop, dense and with AuxPruner (weight masks), phase by phase.
+
+    The two models train in turn, one step each, so that drifts hit both; medians over the second
+    half of ``--steps`` steps (at least 40).
+    """
+    device = device_of(args.accelerator)
+    x = torch.randn(args.batch_size, 1, 28, 28, device=device)
+    y = torch.randint(0, 10, (args.batch_size,), device=device)
+    loops = {}
+    for pruned in (False, True):
+        torch.manual_seed(0)
+        net = build_model(model_name).to(device)
+        pruner = AuxPruner(strength=1e-4, aux_lr=1e-2) if pruned else None
+        if pruner is not None:
+            pruner.attach(net)
+        params = pruner.parameter_groups(net) if pruner is not None else net.parameters()
+        loops["auxprune_weight" if pruned else "dense"] = (net, pruner, torch.optim.SGD(params, lr=0.01, momentum=0.9))
+    times: dict[str, dict[str, list[float]]] = {name: {p: [] for p in PHASES} for name in loops}
+    steps = max(40, args.steps)
+    for step in range(steps):
+        for name, (net, pruner, optimizer) in loops.items():
+            marks = [time.perf_counter()]
+            loss = nn.functional.cross_entropy(net(x), y)
+            marks.append(_mark(device))
+            loss.backward()  # type: ignore[no-untyped-call]
+            marks.append(_mark(device))
+            if pruner is not None:
+                pruner.before_optimizer_step(float(step))
+            marks.append(_mark(device))
+            optimizer.step()
+            marks.append(_mark(device))
+            if pruner is not None:
+                pruner.after_optimizer_step()
+            marks.append(_mark(device))
+            optimizer.zero_grad()
+            marks.append(_mark(device))
+            if step >= steps // 2:
+                for phase, start, end in zip(PHASES, marks[:-1], marks[1:], strict=True):
+                    times[name][phase].append((end - start) * 1000.0)
+    return {name: {p: statistics.median(v) for p, v in phases.items()} for name, phases in times.items()}
+
+
 def load_rows(path: Path) -> list[dict[str, Any]]:
     """Rows already measured (other accelerators or precisions), or none."""
     if not path.exists():
@@ -196,6 +249,24 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def breakdown_markdown(parts: dict[str, dict[str, dict[str, float]]], setting: str) -> str:
+    """The breakdown table: ms per phase, dense and with weight masks."""
+    lines = [
+        f"## Where the time goes ({setting})",
+        "",
+        "A plain PyTorch loop (`AuxPruner`, weight masks, SGD with momentum), dense and pruned steps interleaved; "
+        "median ms per phase.",
+        "",
+        "| model | | " + " | ".join(PHASES) + " | step |",
+        "|---|---|" + "---|" * (len(PHASES) + 1),
+    ]
+    for model_name, runs in parts.items():
+        for name, phases in runs.items():
+            cells = " | ".join(f"{phases[p]:.3f}" for p in PHASES)
+            lines.append(f"| {model_name} | {LABELS[name]} | {cells} | {sum(phases.values()):.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Measure, merge into ``--out``, write the docs page and the plot; return this run's rows."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -226,6 +297,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 ms = one_run(model_name, method, args)
                 times.setdefault((model_name, method), []).append(ms)
                 print(f"round {round_index} {model_name:12s} {method:16s} {ms:8.2f} ms", flush=True)
+    parts = {model_name: breakdown(model_name, args) for model_name in args.models}
     rows = []
     for model_name in args.models:
         dense = statistics.median(times[(model_name, "dense")])
@@ -251,8 +323,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     kept = [r for r in load_rows(out) if tuple(r[k] for k in key) not in mine]
     merged = kept + rows
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine(), "rows": merged}, indent=2) + "\n")
+    setting = f"{args.accelerator}, {args.precision}, batch {args.batch_size}, {threads} thread(s)"
+    saved: dict[str, Any] = {"machine": machine(), "rows": merged, "breakdown": {setting: parts}}
+    if out.exists():
+        saved["breakdown"] = {**json.loads(out.read_text()).get("breakdown", {}), setting: parts}
+    out.write_text(json.dumps(saved, indent=2) + "\n")
     page = markdown(merged, command_line("benchmarks.overhead", argv))
+    for name, table in saved["breakdown"].items():
+        page += "\n" + breakdown_markdown(table, name)
     Path(args.markdown).write_text(page)
     plot(merged, Path(args.plot))
     print(page)

@@ -54,7 +54,6 @@ from lightning_auxprune.controller import TargetController
 from lightning_auxprune.events import MaskEvents
 from lightning_auxprune.flops import LayerFlops
 from lightning_auxprune.mask_set import MaskSet
-from lightning_auxprune.masked_weight import unit_view
 from lightning_auxprune.options import (
     Granularity,
     MaskInit,
@@ -319,23 +318,22 @@ class AuxPruner:
         gates = self._set.hard_gates()
         keeper = None
         if self.restore_pruned_weights and self.options.weight_grad == "masked":
-            keeper = self._weight_keeper(gates)
-            keeper.park()
+            keeper = self._weight_keeper()
+            keeper.park(gates)
         self._state = _StepState(gates=gates, open=self._set.open_entries(gates), keeper=keeper, flops=None)
         return self._state
 
-    def _weight_keeper(self, gates: list[torch.Tensor]) -> PrunedWeights:
-        """The stored weights (and gated biases) with a view of their layer's gate buffer each."""
-        tensors, views = [], []
+    def _weight_keeper(self) -> PrunedWeights:
+        """The stored weights (and gated biases), each with the index of its layer."""
+        tensors, layers = [], []
         modules = dict(cast(nn.Module, self._model).named_modules())
-        for name, gate in zip(self.masks, gates, strict=True):
+        for index, name in enumerate(self.masks):
             stacks = cast(nn.ModuleDict, modules[name].parametrizations)
             for tensor_name in ("weight", "bias"):  # a neuron mask gates the bias too
                 if tensor_name in stacks:
-                    original = cast(torch.Tensor, stacks[tensor_name].original)
-                    tensors.append(original)
-                    views.append(gate if gate.shape == original.shape else unit_view(gate, original))
-        return PrunedWeights(tensors, views)
+                    tensors.append(cast(torch.Tensor, stacks[tensor_name].original))
+                    layers.append(index)
+        return PrunedWeights(tensors, layers)
 
     # --------------------------------------------------------------- per step
     def phase(self, position: float) -> Phase:
@@ -378,15 +376,13 @@ class AuxPruner:
         """Call after ``optimizer.step()``: restore pruned weights, update gates and event counts."""
         state = self._step_state()
         if state.keeper is not None:
-            state.keeper.restore()
+            state.keeper.restore(state.gates)
         gates = self._set.hard_gates()
         opened = self._set.open_entries(gates)
         self.events.record(state.gates, gates, state.open, opened)
-        with torch.no_grad():
-            torch._foreach_copy_(state.gates, gates)
-        state.open = opened
+        state.gates, state.open = gates, opened
         if state.keeper is not None:
-            state.keeper.park()
+            state.keeper.park(gates)
 
     def _lambda_for_step(self, position: float, state: _StepState) -> float | torch.Tensor:
         if self.controller is None:

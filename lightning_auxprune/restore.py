@@ -16,10 +16,10 @@ Example:
     >>> import torch
     >>> w = torch.tensor([1.0, 2.0, 3.0])
     >>> gate = torch.tensor([1.0, 0.0, 1.0])
-    >>> keeper = PrunedWeights([w], [gate])
-    >>> keeper.park()
+    >>> keeper = PrunedWeights([w], [0])
+    >>> keeper.park([gate])
     >>> _ = w.sub_(0.5)          # an optimizer step with weight decay moves every weight
-    >>> keeper.restore()         # ... the pruned one is put back
+    >>> keeper.restore([gate])   # ... the pruned one is put back
     >>> w.tolist()
     [0.5, 2.0, 2.5]
 
@@ -31,6 +31,8 @@ from collections.abc import Sequence
 
 import torch
 
+from lightning_auxprune.masked_weight import unit_view
+
 
 class PrunedWeights:
     """Parks and restores the closed entries of a list of weight tensors.
@@ -38,35 +40,44 @@ class PrunedWeights:
     Args:
         tensors: The stored weights W (the parametrizations' ``original``; biases of neuron
             masks too).
-        gates: For each tensor, a view of its layer's persistent gate buffer that broadcasts
-            against it. The gate buffers are updated in place by the caller, so these views
-            always show the current h(M).
+        layers: For each tensor, the index of its layer's gate in the gate lists passed to
+            :meth:`park` and :meth:`restore` (a neuron mask gates a weight and a bias).
 
     """
 
-    def __init__(self, tensors: Sequence[torch.Tensor], gates: Sequence[torch.Tensor]) -> None:
-        if len(tensors) != len(gates):
-            raise ValueError(f"{len(tensors)} tensors but {len(gates)} gates.")
+    def __init__(self, tensors: Sequence[torch.Tensor], layers: Sequence[int]) -> None:
+        if len(tensors) != len(layers):
+            raise ValueError(f"{len(tensors)} tensors but {len(layers)} layer indices.")
         self.tensors = list(tensors)
-        self.gates = list(gates)
+        self.layers = list(layers)
         with torch.no_grad():
             self.parked = [torch.empty_like(t) for t in self.tensors]
 
-    def park(self) -> None:
-        """``parked = W - W * h``: remember the values of the weights closed now."""
+    def _views(self, gates: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Each tensor's gate, shaped to broadcast against it (``[C_out]`` gates of neuron masks)."""
+        views = []
+        for tensor, layer in zip(self.tensors, self.layers, strict=True):
+            gate = gates[layer]
+            views.append(gate if gate.shape == tensor.shape else unit_view(gate, tensor))
+        return views
+
+    def park(self, gates: Sequence[torch.Tensor]) -> None:
+        """``parked = W - W * h``: remember the values of the weights closed now (``gates``: h(M) per layer)."""
         if not self.tensors:
             return
         with torch.no_grad():
             torch._foreach_copy_(self.parked, self.tensors)
-            torch._foreach_addcmul_(self.parked, self.tensors, self.gates, value=-1)
+            torch._foreach_addcmul_(self.parked, self.tensors, self._views(gates), value=-1)
 
-    def restore(self) -> None:
+    def restore(self, gates: Sequence[torch.Tensor]) -> None:
         """``W = W * h + parked``: undo the optimizer's move of the weights closed during the step.
 
-        Call before the gates are updated to the masks' new values.
+        Args:
+            gates: h(M) per layer as it was during the step (before the masks moved).
+
         """
         if not self.tensors:
             return
         with torch.no_grad():
-            torch._foreach_mul_(self.tensors, self.gates)
+            torch._foreach_mul_(self.tensors, self._views(gates))
             torch._foreach_add_(self.tensors, self.parked)
