@@ -38,6 +38,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback, ModelPruning
 from lightning.pytorch.core.optimizer import _MockOptimizer
+from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 from typing_extensions import override
@@ -58,6 +59,7 @@ from lightning_auxprune.options import (
     check_choice,
 )
 from lightning_auxprune.parametrization import AuxMask
+from lightning_auxprune.patch import find_masks
 from lightning_auxprune.pruner import CONTROLLER_DEFAULTS, AuxPruner, UnreachableTargetError
 from lightning_auxprune.schedule import PruningSchedule
 from lightning_auxprune.shrink import OnUnsafe, ShrinkResult, shrink
@@ -298,6 +300,7 @@ class AuxMaskPruning(Callback):
                 "restores pruned weights around Lightning's optimizer step. Set "
                 "`self.automatic_optimization = True` in your LightningModule."
             )
+        self._check_launcher(trainer, pl_module)
         if any(isinstance(c, ModelPruning) for c in getattr(trainer, "callbacks", [])):
             raise MisconfigurationException(
                 "AuxMaskPruning cannot be combined with Lightning's ModelPruning in one Trainer: both rewrite the "
@@ -384,6 +387,33 @@ class AuxMaskPruning(Callback):
         self._check_target_reached(trainer)
 
     # ---------------------------------------------------------------- helpers
+    def attach(self, model: nn.Module) -> dict[str, AuxMask]:
+        """Give ``model`` its masks now, before ``trainer.fit`` (needed with ``strategy="ddp_spawn"``).
+
+        ``setup`` does this otherwise; a model attached beforehand keeps its masks there.
+        """
+        return self.pruner.attach(model)
+
+    @staticmethod
+    def _check_launcher(trainer: Trainer, pl_module: LightningModule) -> None:
+        """Workers started by multiprocessing copy their weights back into a model that has no masks."""
+        launcher = getattr(getattr(trainer, "strategy", None), "launcher", None)
+        if not isinstance(launcher, _MultiProcessingLauncher):
+            return
+        if launcher._start_method != "fork":
+            raise MisconfigurationException(
+                f"strategy with start method {launcher._start_method!r} (ddp_spawn) cannot train masks: setup runs "
+                "only in the workers, the masks made there are dropped with the trained weights when Lightning "
+                "copies the workers' state back (strict=False), and a model with masks cannot be pickled to the "
+                "workers. Use strategy='ddp' (one process per device, started as scripts)."
+            )
+        if not find_masks(pl_module):
+            raise MisconfigurationException(
+                "With strategy='ddp_fork'/'ddp_notebook' setup runs only in the workers: masks created there would "
+                "be dropped, and the trained weights with them, when Lightning copies the workers' state back into "
+                "your model. Call `pruning.attach(model)` before `trainer.fit(model)`, or use strategy='ddp'."
+            )
+
     def _check_epoch_fractions(self, trainer: Trainer) -> None:
         """Fractions of an epoch need the epoch's length, which an IterableDataset does not have."""
         if self.unit != "epoch" or isinstance(trainer.num_training_batches, int):
