@@ -31,7 +31,7 @@ from torch.nn.utils import parametrize
 
 from lightning_auxprune.follower import fold_followers
 from lightning_auxprune.masked_weight import expand_gate
-from lightning_auxprune.patch import find_masks, mask_of
+from lightning_auxprune.patch import find_masks, is_wrapper, mask_of
 
 _PARAM_KEY = re.compile(r"^(?:(?P<layer>.+)\.)?parametrizations\.(?P<tensor>weight|bias)\.original$")
 
@@ -63,6 +63,27 @@ def _strip(name: str, module: nn.Module, order: list[str]) -> None:
             module._parameters[tensor_name] = plain[tensor_name]
 
 
+def _deepcopy(model: nn.Module) -> nn.Module:
+    """``copy.deepcopy`` that keeps ``torch.compile`` wrappers of masked submodules.
+
+    A wrapper forwards ``__deepcopy__`` to the parametrized module it wraps, so a plain deep copy
+    returns the bare module in its place (and its keys lose ``_orig_mod``); each such copy is
+    wrapped again here with the original wrapper's compile settings.
+    """
+    wrappers = {name: module for name, module in model.named_modules() if is_wrapper(module)}
+    copied = copy.deepcopy(model)
+    for name, wrapper in wrappers.items():
+        inner = copied.get_submodule(name)
+        if not is_wrapper(inner):
+            parent_name, _, child = name.rpartition(".")
+            parent = copied.get_submodule(parent_name) if parent_name else copied
+            rewrapped: nn.Module = type(wrapper)(inner, wrapper.dynamo_ctx)
+            if not name:  # the model itself was compiled
+                return rewrapped
+            parent._modules[child] = rewrapped
+    return copied
+
+
 def bake(model: nn.Module, inplace: bool = False) -> nn.Module:
     """Return ``model`` with ``W * h(M)`` written into each masked weight (and gated bias).
 
@@ -80,7 +101,7 @@ def bake(model: nn.Module, inplace: bool = False) -> nn.Module:
             f"{type(model).__name__} carries no auxiliary masks: nothing to bake. "
             "Patch it with AuxMaskPruning (or lightning_auxprune.patch_model) and train first."
         )
-    target = model if inplace else copy.deepcopy(model)
+    target = model if inplace else _deepcopy(model)
     fold_followers(target)
     for name, module in list(target.named_modules()):
         mask = mask_of(module)

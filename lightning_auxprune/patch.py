@@ -23,6 +23,20 @@ from lightning_auxprune.options import MaskOptions
 from lightning_auxprune.parametrization import AuxMask, BiasGate
 
 
+def is_wrapper(module: nn.Module) -> bool:
+    """Whether ``module`` only wraps another (``torch.compile``'s ``OptimizedModule``, holding ``_orig_mod``).
+
+    A wrapper forwards attribute reads to the module it wraps, so it would look like a second copy
+    of a masked layer; the layer itself is the wrapped module.
+
+    Example:
+        >>> is_wrapper(nn.Linear(2, 2))
+        False
+
+    """
+    return "_orig_mod" in module._modules
+
+
 def mask_of(module: nn.Module) -> AuxMask | None:
     """The :class:`AuxMask` parametrizing ``module.weight``, or ``None``.
 
@@ -31,7 +45,7 @@ def mask_of(module: nn.Module) -> AuxMask | None:
         True
 
     """
-    if not parametrize.is_parametrized(module, "weight"):
+    if is_wrapper(module) or not parametrize.is_parametrized(module, "weight"):
         return None
     for item in cast(nn.ModuleList, cast(nn.ModuleDict, module.parametrizations)["weight"]):
         if isinstance(item, AuxMask):

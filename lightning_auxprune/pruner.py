@@ -71,7 +71,7 @@ from lightning_auxprune.report import layer_table
 from lightning_auxprune.restore import PrunedWeights
 from lightning_auxprune.schedule import PHASE_CODE, Phase, PruningSchedule, check_finite
 from lightning_auxprune.statistics import layer_stats
-from lightning_auxprune.targets import select_layers
+from lightning_auxprune.targets import check_untied, select_layers
 
 CONTROLLER_DEFAULTS: dict[str, float] = {"target_gain": 0.01, "target_p_gain": 2.0, "target_min_strength": 1e-9}
 STATE_VERSION = 2
@@ -261,7 +261,9 @@ class AuxPruner:
         ``<layer>.parametrizations.weight.original`` and the masks new parameters. Input shapes
         for the FLOPs count are recorded on the model's first forward.
         """
-        self.masks = patch_model(model, self.select(model), self.options)
+        names = self.select(model)
+        check_untied(model, names)
+        self.masks = patch_model(model, names, self.options)
         self._model = model
         self._set = MaskSet(self.masks)
         self.flops.attach(model)

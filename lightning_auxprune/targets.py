@@ -75,6 +75,53 @@ def prunable_layers(model: nn.Module, types: tuple[type[nn.Module], ...]) -> dic
     }
 
 
+def _owner(model: nn.Module, key: str) -> nn.Module:
+    path = key.rpartition(".")[0]
+    return model.get_submodule(path) if path else model
+
+
+def check_untied(model: nn.Module, names: Sequence[str]) -> None:
+    """Refuse layers whose weight is shared with another parameter name (tied weights).
+
+    ``torch.nn.utils.parametrize`` would give each user of a tied weight its own mask, so the
+    users would compute with different weights and a baked model would hold different tensors
+    under the tied keys.
+
+    Raises:
+        ValueError: Naming each tied layer and what it shares its weight with.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
+        >>> net[1].weight = net[0].weight
+        >>> check_untied(net, ["0", "1"])
+        Traceback (most recent call last):
+        ...
+        ValueError: Tied weights: '0.weight' is also ['1.weight']; ...
+
+    """
+    users: dict[int, list[str]] = {}
+    for key, param in model.named_parameters(remove_duplicate=False):
+        users.setdefault(id(param), []).append(key)
+    modules = dict(model.named_modules())
+    tied = {}
+    for name in names:
+        module = modules[name]
+        if parametrize.is_parametrized(module, "weight"):
+            continue  # masked already (a second attach): checked then
+        key = f"{name}.weight" if name else "weight"
+        # the same module reachable under two names shares one mask: only other modules count
+        others = [k for k in users.get(id(module.weight), []) if _owner(model, k) is not module]
+        if others:
+            tied[key] = others
+    if tied:
+        listed = "; ".join(f"{key!r} is also {others}" for key, others in tied.items())
+        layers = sorted({key.rsplit(".weight", 1)[0] for key in tied})
+        raise ValueError(
+            f"Tied weights: {listed}. One mask per user would prune them differently and bake different tensors "
+            f"under the tied keys. Leave them dense with exclude={layers}, or untie them."
+        )
+
+
 def select_layers(
     model: nn.Module,
     include: Sequence[str] | None = None,

@@ -90,3 +90,51 @@ def test_epoch_fractions_without_a_length_are_refused(tmp_path):
     whole = AuxMaskPruning(warmup=1, freeze=2, print_table=False)  # whole epochs are fine
     tiny_trainer(tmp_path, 2, [whole], max_steps=20).fit(TinyNet(), loader)
     L.seed_everything(0)
+
+
+def test_a_compiled_submodule_is_masked_once_and_bakes_to_its_own_keys():
+    from lightning_auxprune import AuxPruner, bake
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    model[0] = torch.compile(model[0], backend="eager")
+    keys = list(model.state_dict())
+    assert keys[0] == "0._orig_mod.weight"
+    pruner = AuxPruner(strength=0.05, aux_lr=1.0, aux_optimizer="sgd", init_scale=0.2)
+    assert list(pruner.attach(model)) == ["0._orig_mod", "2"]
+    assert list(find_masks(model)) == ["0._orig_mod", "2"]
+    optimizer = torch.optim.SGD(pruner.parameter_groups(model), lr=0.1)
+    x = torch.randn(32, 8)
+    for step in range(5):
+        model(x).pow(2).mean().backward()
+        pruner.before_optimizer_step(float(step))
+        optimizer.step()
+        pruner.after_optimizer_step()
+        optimizer.zero_grad()
+    assert pruner.metrics(5.0)["auxprune/sparsity"] > 0
+    baked = bake(model)
+    assert list(baked.state_dict()) == keys
+    torch.testing.assert_close(baked(x), model(x), rtol=0, atol=0)
+
+
+class TiedDecoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(10, 8)
+        self.hidden = nn.Linear(8, 8)
+        self.decoder = nn.Linear(8, 10, bias=False)
+        self.decoder.weight = self.embed.weight
+
+
+def test_tied_weights_are_refused_with_what_to_exclude():
+    from lightning_auxprune import AuxPruner
+
+    model = TiedDecoder()
+    with pytest.raises(ValueError, match=r"'decoder.weight' is also \['embed.weight'\].*exclude=\['decoder'\]"):
+        AuxPruner().attach(model)
+    assert find_masks(model) == {}  # nothing was patched
+    assert list(AuxPruner(exclude=["decoder"]).attach(model)) == ["hidden"]
+    pair = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    pair[1].weight = pair[0].weight
+    with pytest.raises(ValueError, match=r"exclude=\['0', '1'\]"):
+        AuxPruner().attach(pair)
