@@ -197,6 +197,7 @@ class AuxMaskPruning(Callback):
         self._last_logged_step = -1
         self._batch_idx = 0
         self._stepped = False
+        self._warned_nonfinite = False
 
     # The pruner's parts, read by users and tests.
     @property
@@ -463,8 +464,18 @@ class AuxMaskPruning(Callback):
             )
 
     def metrics(self, trainer: Trainer) -> dict[str, float]:
-        """The statistics now (consumes the event counts since the last log)."""
-        return self.pruner.metrics(self._position(trainer))
+        """The statistics now (consumes the event counts since the last log); warns once about NaN masks."""
+        metrics = self.pruner.metrics(self._position(trainer))
+        if self.pruner.nonfinite and not self._warned_nonfinite:
+            self._warned_nonfinite = True
+            rank_zero_warn(
+                f"AuxMaskPruning: the masks of {self.pruner.nonfinite} are NaN or infinite at step "
+                f"{trainer.global_step}: a non-finite loss or gradient reached them. They read as pruned, so "
+                "sparsity, compression and events are not meaningful from here on. Find the NaN (e.g. "
+                "Trainer(detect_anomaly=True)), lower the learning rate, or clip gradients, and restart from a "
+                "checkpoint before it."
+            )
+        return metrics
 
     def _log(self, trainer: Trainer) -> dict[str, float]:
         metrics = self.metrics(trainer)

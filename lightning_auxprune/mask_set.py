@@ -128,12 +128,12 @@ class MaskSet:
         return hard_gates(self.aux)
 
     def nonfinite_layers(self) -> torch.Tensor:
-        """Number of layers whose M holds a NaN or an infinity (a 0-d device tensor; one pass over M)."""
+        """1.0 for each layer whose M holds a NaN or an infinity, else 0.0 (``[L]`` on the device; one pass)."""
         if not self.aux:
-            return torch.zeros((), dtype=COUNT_DTYPE)
+            return torch.zeros(0, dtype=COUNT_DTYPE)
         with torch.no_grad():
             peaks = torch.stack(torch._foreach_norm(list[torch.Tensor](self.aux), float("inf")))
-        return (~torch.isfinite(peaks)).sum().to(COUNT_DTYPE)
+        return (~torch.isfinite(peaks)).to(COUNT_DTYPE)
 
     def open_entries(self, gates: list[torch.Tensor]) -> torch.Tensor:
         """Open entries per layer, ``[L]`` float64 on the masks' device (no host sync)."""

@@ -209,6 +209,8 @@ class AuxPruner:
         self._model: nn.Module | None = None
         self._set = MaskSet({})
         self._state: _StepState | None = None
+        self.nonfinite: list[str] = []
+        """Layers whose masks held a NaN or an infinity at the last :meth:`metrics` (they read as pruned)."""
 
     def _make_controller(
         self,
@@ -421,14 +423,16 @@ class AuxPruner:
 
         Keys: ``auxprune/sparsity``, ``compression``, ``lambda``, ``phase``, ``regularizer``,
         ``pruned``/``recovered`` (since the last call), ``pruned_total``/``recovered_total``,
-        ``target`` (with a target), ``flops_ratio`` (once a forward pass was seen) and
-        ``density/<layer>``.
+        ``target`` (with a target), ``flops_ratio`` (once a forward pass was seen),
+        ``nonfinite_layers`` (layers whose M is NaN or infinite, listed in :attr:`nonfinite`:
+        they read as pruned, so the other figures are then not meaningful) and ``density/<layer>``.
         """
         state = self._step_state()
         lam = self.controller.lam if self.controller is not None else torch.zeros((), dtype=torch.float64)
         device_values = torch.cat(
             [
                 state.open,
+                self._set.nonfinite_layers().to(state.open.device),
                 regularizer_total(self._set.masks, self.regularizer).reshape(1).to(state.open.device),
                 self.events.counts.to(state.open.device),
                 lam.reshape(1).to(state.open.device),
@@ -436,7 +440,8 @@ class AuxPruner:
         ).tolist()
         self.events.counts[2:] = 0.0
         count = len(self._set)
-        opened, rest = device_values[:count], device_values[count:]
+        opened, broken, rest = device_values[:count], device_values[count : 2 * count], device_values[2 * count :]
+        self.nonfinite = [name for name, flag in zip(self._set.names, broken, strict=True) if flag]
         regularizer, pruned_total, recovered_total, pruned, recovered, controller_lambda = rest
         densities = {name: o / e for name, o, e in zip(self._set.names, opened, self._set.entry_counts, strict=True)}
         open_weights = sum(o * f for o, f in zip(opened, self._set.fan_ins, strict=True))
@@ -453,6 +458,7 @@ class AuxPruner:
             "auxprune/recovered": float(round(recovered)),
             "auxprune/pruned_total": float(round(pruned_total)),
             "auxprune/recovered_total": float(round(recovered_total)),
+            "auxprune/nonfinite_layers": float(len(self.nonfinite)),
         }
         if self.controller is not None:
             metrics["auxprune/target"] = self.controller.target_at(position)

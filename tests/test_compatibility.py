@@ -138,3 +138,18 @@ def test_tied_weights_are_refused_with_what_to_exclude():
     pair[1].weight = pair[0].weight
     with pytest.raises(ValueError, match=r"exclude=\['0', '1'\]"):
         AuxPruner().attach(pair)
+
+
+class NaNOnce(TinyNet):
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        return loss * float("nan") if self.global_step == 5 else loss
+
+
+def test_a_nan_batch_is_reported_not_counted_as_pruning(tmp_path):
+    cb = AuxMaskPruning(strength=1e-3, aux_lr=0.05, log_every_n_steps=4, print_table=False)
+    with pytest.warns(UserWarning, match=r"masks of \['conv', 'fc1', 'fc2'\] are NaN or infinite"):
+        tiny_trainer(tmp_path, 2, [cb]).fit(NaNOnce(), toy_loader())
+    metrics = cb.pruner.metrics(2.0)
+    assert metrics["auxprune/nonfinite_layers"] == 3.0
+    assert cb.pruner.nonfinite == ["conv", "fc1", "fc2"]
