@@ -126,6 +126,19 @@ def bake_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.T
         {'fc.weight': [[1.0, 0.0]], 'fc.bias': [0.0]}
 
     """
+    neuron = [
+        key
+        for key, value in state_dict.items()
+        if key.endswith("parametrizations.weight.0.aux")
+        and value.dim() == 1
+        and state_dict[key.replace(".0.aux", ".original")].dim() > 1
+    ]
+    if neuron and any(key.endswith("running_mean") for key in state_dict):
+        raise ValueError(
+            "This state_dict has neuron masks and BatchNorm layers: a BatchNorm after a closed unit must be gated "
+            "too, and a state_dict does not say which BatchNorm follows which layer. Load it into the patched "
+            "model (the callback's setup, or AuxPruner.attach) and use bake(model) instead."
+        )
     baked: dict[str, torch.Tensor] = {}
     held: dict[str, tuple[str, torch.Tensor]] = {}  # plain biases listed before their layer's weight
     for key, value in state_dict.items():

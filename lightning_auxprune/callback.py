@@ -30,8 +30,9 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -40,6 +41,7 @@ from lightning.pytorch.callbacks import Callback, ModelPruning
 from lightning.pytorch.core.optimizer import _MockOptimizer
 from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import nn
 from typing_extensions import override
 
@@ -65,6 +67,7 @@ from lightning_auxprune.schedule import PruningSchedule
 from lightning_auxprune.shrink import OnUnsafe, ShrinkResult, shrink
 
 Unit = Literal["epoch", "step"]
+_STORED = re.compile(r"^(?P<layer>(?:.*\.)?)parametrizations\.(?P<tensor>weight|bias)\.original$")
 
 
 class AuxMaskPruning(Callback):
@@ -198,6 +201,8 @@ class AuxMaskPruning(Callback):
         self._batch_idx = 0
         self._stepped = False
         self._warned_nonfinite = False
+        self._resume_differences: list[str] = []
+        self._wrapped: list[str] = []
 
     # The pruner's parts, read by users and tests.
     @property
@@ -307,7 +312,18 @@ class AuxMaskPruning(Callback):
                 "AuxMaskPruning cannot be combined with Lightning's ModelPruning in one Trainer: both rewrite the "
                 "layers' weights (parametrizations vs torch.nn.utils.prune hooks). Use one of them."
             )
-        self.pruner.attach(pl_module)
+        try:
+            self.pruner.attach(pl_module)
+        except ValueError as err:
+            if "has no prunable layer" in str(err) and is_overridden("configure_model", pl_module, LightningModule):
+                raise MisconfigurationException(
+                    f"{err} Layers created in configure_model do not exist yet when AuxMaskPruning.setup runs: "
+                    "create the layers to prune in __init__."
+                ) from err
+            raise
+        if stage == "fit":
+            self._wrap_configure_optimizers(pl_module)
+            self._wrap_on_load_checkpoint(pl_module)
         param_names = {id(p): n for n, p in pl_module.named_parameters()}
         self._aux_param_names = [param_names[id(p)] for p in self.pruner.aux_parameters()]
 
@@ -325,6 +341,16 @@ class AuxMaskPruning(Callback):
                 "AuxMaskPruning found no optimizer: configure_optimizers must return one, since the "
                 "masks are trained in an extra parameter group of it."
             )
+        if any(isinstance(o, torch.optim.LBFGS) for o in optimizers):
+            raise MisconfigurationException(
+                "AuxMaskPruning does not work with LBFGS: it evaluates the closure several times per step, while "
+                "the masks' push and the restore of pruned weights happen once around it. Use a first-order "
+                "optimizer (SGD, Adam, AdamW, ...)."
+            )
+        self._check_weights_in_optimizers(optimizers)
+        if self._resume_differences:
+            rank_zero_warn("Resuming with a different pruning schedule: " + "; ".join(self._resume_differences) + ".")
+            self._resume_differences = []
         if self._loaded_aux_param_names is not None and self._loaded_aux_param_names != self._aux_param_names:
             raise MisconfigurationException(
                 "The checkpoint's aux parameter group does not match this model's masks: "
@@ -413,6 +439,85 @@ class AuxMaskPruning(Callback):
                 "With strategy='ddp_fork'/'ddp_notebook' setup runs only in the workers: masks created there would "
                 "be dropped, and the trained weights with them, when Lightning copies the workers' state back into "
                 "your model. Call `pruning.attach(model)` before `trainer.fit(model)`, or use strategy='ddp'."
+            )
+
+    @override
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        for name in self._wrapped:  # the class's methods again
+            pl_module.__dict__.pop(name, None)
+        self._wrapped = []
+
+    def _wrap(self, pl_module: LightningModule, name: str, method: Any) -> None:
+        """Override a LightningModule method on this instance until ``teardown``."""
+        setattr(pl_module, name, method)
+        self._wrapped.append(name)
+
+    def _wrap_on_load_checkpoint(self, pl_module: LightningModule) -> None:
+        """A ``ckpt_path`` without masks (a dense run) would fail Lightning's strict load with a key list."""
+        original = pl_module.on_load_checkpoint
+
+        def on_load_checkpoint(checkpoint: dict[str, Any]) -> None:
+            state = checkpoint.get("state_dict", {})
+            if state and not any(".parametrizations.weight." in key for key in state):
+                raise MisconfigurationException(
+                    "ckpt_path holds a model without masks (a dense run), which cannot be resumed as a pruning run. "
+                    "To prune from its weights, load them and start a new fit without ckpt_path: "
+                    "model.load_state_dict(torch.load(path)['state_dict']); trainer.fit(model)."
+                )
+            original(checkpoint)
+
+        self._wrap(pl_module, "on_load_checkpoint", on_load_checkpoint)
+
+    def _wrap_configure_optimizers(self, pl_module: LightningModule) -> None:
+        """Let ``configure_optimizers`` see the parameter names it was written for.
+
+        While it runs, ``named_parameters()`` gives a masked layer's stored weight its original
+        name (``fc1.weight``, not ``fc1.parametrizations.weight.original``) and leaves the masks
+        out (they get their own group in ``on_fit_start``), so groups built by name (no weight
+        decay on biases and norms, ...) come out as intended. A masked weight passed directly
+        (``self.fc1.weight``) is now a computed tensor: that error gets advice.
+        """
+        original = pl_module.configure_optimizers
+        named_parameters = pl_module.named_parameters
+        masks = {id(p) for p in self.pruner.aux_parameters()}
+
+        def unpatched_names(*args: Any, **kwargs: Any) -> Any:
+            for name, param in named_parameters(*args, **kwargs):
+                if id(param) not in masks:
+                    yield _STORED.sub(r"\g<layer>\g<tensor>", name), param
+
+        def configure_optimizers() -> Any:
+            pl_module.named_parameters = unpatched_names  # type: ignore[method-assign]
+            try:
+                return original()
+            except ValueError as err:
+                if "non-leaf" not in str(err):
+                    raise
+                raise MisconfigurationException(
+                    "configure_optimizers passed a masked weight such as `self.fc1.weight`: after AuxMaskPruning "
+                    "patched the layer that is a computed tensor W * h(M). Pass `self.parameters()`, or "
+                    "`self.fc1.parametrizations.weight.original` for the stored weight."
+                ) from err
+            finally:
+                del pl_module.named_parameters  # the class's method again
+
+        self._wrap(pl_module, "configure_optimizers", configure_optimizers)
+
+    def _check_weights_in_optimizers(self, optimizers: Sequence[torch.optim.Optimizer]) -> None:
+        """Masked weights missing from every optimizer (groups built from old parameter names) would not train."""
+        in_optimizers = {id(p) for o in optimizers for g in o.param_groups for p in g["params"]}
+        missing = []
+        for name in self.masks:
+            stacks = cast(nn.ModuleDict, self.pruner.layer(name).parametrizations)
+            stored = cast(torch.Tensor, stacks["weight"].original)
+            if stored.requires_grad and id(stored) not in in_optimizers:
+                missing.append(name)
+        if missing:
+            raise MisconfigurationException(
+                f"The weights of {missing} are in no optimizer group, so they would not train. After patching they "
+                "are named '<layer>.parametrizations.weight.original' (not '<layer>.weight'): build parameter "
+                "groups from self.parameters() or self.named_parameters() after setup, or freeze the layers "
+                "(requires_grad=False) if that is intended."
             )
 
     def _check_epoch_fractions(self, trainer: Trainer) -> None:
@@ -506,8 +611,7 @@ class AuxMaskPruning(Callback):
             differences.append(f"unit: checkpoint {saved_unit!r}, now {self.unit!r}")
         self._loaded_aux_param_names = list(state_dict["aux_param_names"])
         self._last_logged_step = int(state_dict["last_logged_step"])
-        if differences:
-            rank_zero_warn("Resuming with a different pruning schedule: " + "; ".join(differences) + ".")
+        self._resume_differences = differences  # reported in on_fit_start: irrelevant to test/predict
 
     # ----------------------------------------------------------------- export
     def bake(self, model: nn.Module) -> nn.Module:

@@ -93,6 +93,11 @@ def patch_layer(module: nn.Module, options: MaskOptions) -> AuxMask:
             )
         return existing
     weight = cast(torch.Tensor, module.weight)
+    if isinstance(weight, nn.parameter.UninitializedParameter):
+        raise ValueError(
+            f"{type(module).__name__} has no weight yet (a lazy layer): run one forward pass of the model on an "
+            "example batch before pruning it (with Lightning: before trainer.fit), or exclude it."
+        )
     mask = AuxMask(weight, options)
     mask.aux.requires_grad_(weight.requires_grad)  # a frozen layer gets a frozen mask: it stays dense
     mask.param_order = list(module._parameters)

@@ -65,7 +65,7 @@ from lightning_auxprune.options import (
     check_choice,
 )
 from lightning_auxprune.parametrization import AuxMask
-from lightning_auxprune.patch import patch_model
+from lightning_auxprune.patch import find_masks, patch_model
 from lightning_auxprune.regularizer import add_regularizer_grad, regularizer_total
 from lightning_auxprune.report import layer_table
 from lightning_auxprune.restore import PrunedWeights
@@ -264,6 +264,13 @@ class AuxPruner:
         for the FLOPs count are recorded on the model's first forward.
         """
         names = self.select(model)
+        stale = sorted(set(find_masks(model)) - set(names))
+        if stale:
+            raise ValueError(
+                f"Layers {stale} carry masks from an earlier attach/fit but are not selected now, so nothing would "
+                "train or freeze their masks. Bake them first (lightning_auxprune.bake(model, inplace=True) bakes "
+                "every mask), or select them again (include/exclude)."
+            )
         check_untied(model, names)
         self.masks = patch_model(model, names, self.options)
         self._model = model
@@ -271,6 +278,12 @@ class AuxPruner:
         self.flops.attach(model)
         self.reset()
         return self.masks
+
+    def layer(self, name: str) -> nn.Module:
+        """The masked layer called ``name`` in the attached model."""
+        if self._model is None:
+            raise RuntimeError("AuxPruner has no masks: call attach(model) first.")
+        return self._model.get_submodule(name)
 
     def aux_parameters(self) -> list[nn.Parameter]:
         """The masks' parameters M, one per layer, in layer order."""

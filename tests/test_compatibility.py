@@ -153,3 +153,116 @@ def test_a_nan_batch_is_reported_not_counted_as_pruning(tmp_path):
     metrics = cb.pruner.metrics(2.0)
     assert metrics["auxprune/nonfinite_layers"] == 3.0
     assert cb.pruner.nonfinite == ["conv", "fc1", "fc2"]
+
+
+def test_narrowing_include_on_a_refit_is_refused(tmp_path):
+    model = TinyNet()
+    tiny_trainer(tmp_path, 1, [AuxMaskPruning(print_table=False)]).fit(model, toy_loader())
+    narrowed = AuxMaskPruning(include=["fc1"], print_table=False)
+    with pytest.raises(ValueError, match=r"\['conv', 'fc2'\] carry masks from an earlier attach/fit"):
+        tiny_trainer(tmp_path, 1, [narrowed]).fit(model, toy_loader())
+
+
+class NamesItsWeight(TinyNet):
+    def configure_optimizers(self):
+        return torch.optim.SGD([self.fc1.weight, self.fc2.weight], lr=0.1)
+
+
+class GroupsByName(TinyNet):
+    def configure_optimizers(self):
+        decay = [p for n, p in self.named_parameters() if n.endswith(".weight")]
+        rest = [p for n, p in self.named_parameters() if not n.endswith(".weight")]
+        return torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}])
+
+
+class ListsSomeWeights(TinyNet):
+    def configure_optimizers(self):
+        return torch.optim.SGD([p for n, p in self.named_parameters() if n.startswith("fc2")], lr=0.1)
+
+
+def test_optimizer_groups_built_by_name_see_the_original_names(tmp_path):
+    model = GroupsByName()
+    trainer = tiny_trainer(tmp_path, 1, [AuxMaskPruning(print_table=False)])
+    trainer.fit(model, toy_loader())
+    decay, rest, aux = trainer.optimizers[0].param_groups
+    stored = {id(m.parametrizations.weight.original) for m in (model.conv, model.fc1, model.fc2)}
+    assert {id(p) for p in decay["params"]} == stored and decay["weight_decay"] == 0.1
+    assert {id(p) for p in rest["params"]} == {id(model.conv.bias), id(model.fc1.bias), id(model.fc2.bias)}
+    assert aux["name"] == "auxprune"
+    assert "fc1.parametrizations.weight.original" in dict(model.named_parameters())  # only while configuring
+    assert "configure_optimizers" not in model.__dict__  # the class's method again after fit
+
+
+def test_optimizers_missing_masked_weights_get_advice(tmp_path):
+    with pytest.raises(Exception, match=r"passed a masked weight such as `self.fc1.weight`"):
+        tiny_trainer(tmp_path, 1, [AuxMaskPruning(print_table=False)]).fit(NamesItsWeight(), toy_loader())
+    with pytest.raises(Exception, match=r"The weights of \['conv', 'fc1'\] are in no optimizer group"):
+        tiny_trainer(tmp_path, 1, [AuxMaskPruning(print_table=False)]).fit(ListsSomeWeights(), toy_loader())
+
+
+class Lazy(TinyNet):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.LazyLinear(32)
+
+
+class LBFGSNet(TinyNet):
+    def configure_optimizers(self):
+        return torch.optim.LBFGS(self.parameters(), lr=0.1)
+
+
+class BuiltLate(L.LightningModule):
+    def configure_model(self):
+        self.fc = nn.Linear(16, 2)
+
+    def training_step(self, batch, batch_idx):
+        return nn.functional.cross_entropy(self.fc(batch[0]), batch[1])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize(
+    ("model", "match"),
+    [
+        (Lazy, "a lazy layer\\): run one forward pass"),
+        (LBFGSNet, "does not work with LBFGS"),
+        (BuiltLate, "Layers created in configure_model do not exist yet"),
+    ],
+)
+def test_unsupported_models_and_optimizers_get_advice(tmp_path, model, match):
+    with pytest.raises(Exception, match=match):
+        tiny_trainer(tmp_path, 1, [AuxMaskPruning(print_table=False)]).fit(model(), toy_loader())
+
+
+def test_a_dense_checkpoint_is_refused_and_validate_with_a_checkpoint_does_not_warn(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    dense = TinyNet()
+    trainer = tiny_trainer(tmp_path / "dense", 1, [ModelCheckpoint(dirpath=tmp_path / "d")], enable_checkpointing=True)
+    trainer.fit(dense, toy_loader())
+    ckpt = next((tmp_path / "d").glob("*.ckpt"))
+    with pytest.raises(Exception, match="holds a model without masks"):
+        tiny_trainer(tmp_path, 2, [AuxMaskPruning(print_table=False)]).fit(TinyNet(), toy_loader(), ckpt_path=ckpt)
+
+    pruned = TinyNet()
+    callbacks = [AuxMaskPruning(strength=2e-3), ModelCheckpoint(dirpath=tmp_path / "p")]
+    saving = tiny_trainer(tmp_path / "p", 1, callbacks, enable_checkpointing=True)
+    saving.fit(pruned, toy_loader())
+    ckpt = next((tmp_path / "p").glob("*.ckpt"))
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        other = AuxMaskPruning(strength=5e-3, print_table=False)  # another schedule: irrelevant to validate
+        tiny_trainer(tmp_path, 1, [other]).validate(pruned, toy_loader(), ckpt_path=ckpt)
+    assert not [w for w in caught if "pruning schedule" in str(w.message)]
+
+
+def test_bake_state_dict_refuses_neuron_masks_with_batchnorm():
+    from lightning_auxprune import AuxPruner, bake_state_dict
+
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    AuxPruner(granularity="neuron", include=["0"]).attach(net)
+    with pytest.raises(ValueError, match="use bake\\(model\\) instead"):
+        bake_state_dict(net.state_dict())
