@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Sequence
 from typing import Any, Literal, cast
@@ -67,6 +68,7 @@ from lightning_auxprune.schedule import PruningSchedule
 from lightning_auxprune.shrink import OnUnsafe, ShrinkResult, shrink
 
 Unit = Literal["epoch", "step"]
+PRUNER_ARGUMENTS = frozenset(inspect.signature(AuxPruner).parameters)
 _STORED = re.compile(r"^(?P<layer>(?:.*\.)?)parametrizations\.(?P<tensor>weight|bias)\.original$")
 
 
@@ -159,37 +161,13 @@ class AuxMaskPruning(Callback):
         log_every_n_steps: int | None = None,
         print_table: bool = True,
     ) -> None:
+        settings = {name: value for name, value in locals().items() if name in PRUNER_ARGUMENTS}
         super().__init__()
         check_choice("unit", unit, Unit)
         check_choice("aux_lr_mode", aux_lr_mode, AuxLrMode)
         if log_every_n_steps is not None and log_every_n_steps < 1:
             raise ValueError(f"log_every_n_steps={log_every_n_steps} must be >= 1 (or None for the Trainer's).")
-        self.pruner = AuxPruner(
-            strength=strength,
-            regularizer=regularizer,
-            granularity=granularity,
-            ste=ste,
-            alpha=alpha,
-            beta=beta,
-            rule=rule,
-            weight_grad=weight_grad,
-            init=init,
-            init_scale=init_scale,
-            aux_lr=aux_lr,
-            aux_optimizer=aux_optimizer,
-            include=include,
-            exclude=exclude,
-            layer_types=layer_types,
-            warmup=warmup,
-            ramp=ramp,
-            freeze=freeze,
-            restore_pruned_weights=restore_pruned_weights,
-            target_sparsity=target_sparsity,
-            target_flops=target_flops,
-            target_gain=target_gain,
-            target_p_gain=target_p_gain,
-            target_min_strength=target_min_strength,
-        )
+        self.pruner = AuxPruner(**settings)  # the method's arguments (listed above for LightningCLI and docs)
         self.unit: Unit = unit
         self.aux_lr_mode: AuxLrMode = aux_lr_mode
         self.log_every_n_steps = log_every_n_steps

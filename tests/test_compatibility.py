@@ -222,10 +222,20 @@ class BuiltLate(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
+class PartlyLate(BuiltLate):
+    def __init__(self):
+        super().__init__()
+        self.early = nn.Linear(16, 16)
+
+    def training_step(self, batch, batch_idx):
+        return nn.functional.cross_entropy(self.fc(self.early(batch[0])), batch[1])
+
+
 @pytest.mark.parametrize(
     ("model", "match"),
     [
         (Lazy, "a lazy layer\\): run one forward pass"),
+        (PartlyLate, r"Layers \['fc'\] appeared after AuxMaskPruning.setup"),
         (LBFGSNet, "does not work with LBFGS"),
         (BuiltLate, "Layers created in configure_model do not exist yet"),
     ],

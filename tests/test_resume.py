@@ -59,7 +59,13 @@ def test_resume_keeps_the_lambda_controller_state(tmp_path, aux_optimizer):
     resumed_model, resumed_cb, _ = run(tmp_path / "resumed", 4, ckpt_path=str(ckpt), **kwargs)
     assert resumed_cb.controller.state_dict() == full_cb.controller.state_dict()
     assert full_cb.controller.output != 1e-3  # the controller did move lambda
-    full_state, resumed_state = full_model.state_dict(), resumed_model.state_dict()
+    assert_same_state(resumed_model, full_model)
+
+
+def assert_same_state(resumed, full):
+    """Every tensor of the two models' state_dicts bit-for-bit equal."""
+    full_state, resumed_state = full.state_dict(), resumed.state_dict()
+    assert list(full_state) == list(resumed_state)
     for key in full_state:
         torch.testing.assert_close(resumed_state[key], full_state[key], rtol=0, atol=0, msg=key)
 
@@ -82,6 +88,13 @@ def test_resume_without_the_checkpoints_controller_warns(tmp_path):
         run(tmp_path / "resumed", 2, ckpt_path=str(ckpt))
 
 
+def load_with_callback_key(path):
+    """A checkpoint and the key of AuxMaskPruning's state in it."""
+    checkpoint = torch.load(path, weights_only=False)
+    (key,) = [k for k in checkpoint["callbacks"] if "AuxMaskPruning" in k]
+    return checkpoint, key
+
+
 def test_a_version_0_1_checkpoint_resumes_exactly(tmp_path):
     """A checkpoint whose callback state has the 0.1 layout (strength and unit inside the schedule, a
     mask snapshot in the events, no version) resumes and ends where the uninterrupted run ends."""
@@ -89,8 +102,7 @@ def test_a_version_0_1_checkpoint_resumes_exactly(tmp_path):
     full_model, full_cb, _ = run(tmp_path / "full", 4, **kwargs)
     run(tmp_path / "part", 2, save=True, **kwargs)
     ckpt = next((tmp_path / "part" / "ckpt").glob("epoch=1-*.ckpt"))
-    checkpoint = torch.load(ckpt, weights_only=False)
-    (key,) = [k for k in checkpoint["callbacks"] if "AuxMaskPruning" in k]
+    checkpoint, key = load_with_callback_key(ckpt)
     state = checkpoint["callbacks"][key]
     old = {k: state[k] for k in ("aux_param_names", "events", "last_logged_step", "options", "regularizer")}
     old["schedule"] = {"strength": state["strength"], "unit": state["unit"], **state["schedule"]}
@@ -102,16 +114,13 @@ def test_a_version_0_1_checkpoint_resumes_exactly(tmp_path):
     resumed_model, resumed_cb, _ = run(tmp_path / "resumed", 4, ckpt_path=str(legacy), **kwargs)
     assert resumed_cb.controller.state_dict() == full_cb.controller.state_dict()
     assert resumed_cb.events.state_dict() == full_cb.events.state_dict()
-    full_state, resumed_state = full_model.state_dict(), resumed_model.state_dict()
-    for name in full_state:
-        torch.testing.assert_close(resumed_state[name], full_state[name], rtol=0, atol=0, msg=name)
+    assert_same_state(resumed_model, full_model)
 
 
 def test_a_foreign_checkpoint_state_is_refused_with_advice(tmp_path):
     run(tmp_path / "part", 1, save=True)
     ckpt = next((tmp_path / "part" / "ckpt").glob("*.ckpt"))
-    checkpoint = torch.load(ckpt, weights_only=False)
-    (key,) = [k for k in checkpoint["callbacks"] if "AuxMaskPruning" in k]
+    checkpoint, key = load_with_callback_key(ckpt)
     checkpoint["callbacks"][key] = {"aux_param_names": [], "last_logged_step": 0, "schedule": {}}
     torch.save(checkpoint, tmp_path / "foreign.ckpt")
     from lightning.pytorch.utilities.exceptions import MisconfigurationException
