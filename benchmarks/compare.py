@@ -189,11 +189,11 @@ def callbacks_for(
         return [lightning_model_pruning(model, setting, start_epoch=1, end_epoch=freeze)]
     if method in TARGET_RECIPES:
         overrides = {**TARGET_RECIPES[method], **(variant or {})}
-        return [AuxMaskPruning.recipe(setting, epochs, print_table=False, **overrides)]
+        return [AuxMaskPruning.recipe(max_epochs=epochs, target_sparsity=setting, print_table=False, **overrides)]
     if method == "autoprune_neuron_target":
         include = GRID[model.hparams["arch"]]["neuron_layers"]
         budget = {"target_flops": setting, "granularity": "neuron", "include": include, "print_table": False}
-        return [AuxMaskPruning.recipe(None, epochs, **{**budget, **(variant or {})})]
+        return [AuxMaskPruning.recipe(max_epochs=epochs, **{**budget, **(variant or {})})]
     if method.startswith("autoprune"):
         neuron = method == "autoprune_neuron"
         options: dict[str, Any] = {

@@ -182,6 +182,22 @@ class AuxMaskPruning(Callback):
         self._resume_differences: list[str] = []
         self._wrapped: list[str] = []
 
+    def __repr__(self) -> str:
+        """The resolved settings: what a preset chose, the schedule and the target, in one line."""
+        pruner = self.pruner
+        target = ""
+        if pruner.controller is not None:
+            kind = "target_sparsity" if pruner.target_metric == "sparsity" else "target_flops"
+            value = pruner.controller.final if kind == "target_sparsity" else 1.0 - pruner.controller.final
+            target = f", {kind}={value:g} reached at {pruner.controller.end:g}"
+        schedule = self.schedule
+        return (
+            f"AuxMaskPruning({self.pruner.options.granularity} masks, strength={pruner.strength:g}, "
+            f"regularizer={pruner.regularizer!r}, ste={pruner.options.ste!r}, rule={pruner.options.rule!r}, "
+            f"aux_optimizer={pruner.aux_optimizer!r}, aux_lr={pruner.aux_lr:g} ({self.aux_lr_mode}), "
+            f"{self.unit}s: warmup={schedule.warmup:g}, ramp={schedule.ramp:g}, freeze={schedule.freeze}{target})"
+        )
+
     # The pruner's parts, read by users and tests.
     @property
     def masks(self) -> dict[str, AuxMask]:
@@ -242,11 +258,19 @@ class AuxMaskPruning(Callback):
         return cls(strength=strength, aux_lr=aux_lr, **paper, **overrides)
 
     @classmethod
-    def recipe(cls, target_sparsity: float | None, max_epochs: int, **overrides: Any) -> AuxMaskPruning:
-        """The benchmarked recipe: prune to ``target_sparsity`` within a ``max_epochs`` budget.
+    def recipe(
+        cls,
+        *,
+        max_epochs: int,
+        target_sparsity: float | None = None,
+        target_flops: float | None = None,
+        **overrides: Any,
+    ) -> AuxMaskPruning:
+        """The benchmarked recipe: prune to a target within a ``max_epochs`` budget.
 
-        For a FLOPs budget pass ``None`` and ``target_flops=...`` (with ``granularity="neuron"``
-        this is ``autoprune_neuron_target`` of the benchmarks).
+        Give exactly one target: ``target_sparsity`` (fraction of the masked weights to prune) or
+        ``target_flops`` (fraction of the dense FLOPs to keep; with ``granularity="neuron"`` this
+        is ``autoprune_neuron_target`` of the benchmarks).
 
         One dense warm-up epoch; lambda (from 1e-4) is steered so that the pruned fraction
         follows a cubic ramp that reaches the target 2 epochs before the masks freeze at 3/4 of
@@ -257,11 +281,18 @@ class AuxMaskPruning(Callback):
         (``autoprune_target_sgd_floor``) measured better than GMP at weight granularity.
 
         Example:
-            >>> cb = AuxMaskPruning.recipe(0.99, max_epochs=16)
+            >>> cb = AuxMaskPruning.recipe(max_epochs=16, target_sparsity=0.99)
             >>> cb.schedule.warmup, cb.schedule.ramp, cb.schedule.freeze, cb.controller.final
             (1.0, 9, 12, 0.99)
+            >>> AuxMaskPruning.recipe(max_epochs=8, target_flops=0.5, granularity="neuron").controller.final
+            0.5
 
         """
+        if (target_sparsity is None) == (target_flops is None):
+            raise ValueError(
+                "The recipe needs exactly one target: recipe(max_epochs=..., target_sparsity=0.9) or "
+                "recipe(max_epochs=..., target_flops=0.25)."
+            )
         if max_epochs < 2:
             raise ValueError(f"max_epochs={max_epochs}: the recipe needs at least 2 epochs (1 of them dense).")
         freeze = max(2, round(0.75 * max_epochs))
@@ -269,6 +300,7 @@ class AuxMaskPruning(Callback):
             "strength": 1e-4,
             "aux_lr": 5e-3,
             "target_sparsity": target_sparsity,
+            "target_flops": target_flops,
             "warmup": 1.0,
             "ramp": max(1, freeze - 3),
             "freeze": freeze,

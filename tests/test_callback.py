@@ -341,13 +341,23 @@ def test_paper_preset_spells_out_the_papers_choices():
 
 
 def test_recipe_is_the_benchmarked_target_schedule(tmp_path):
-    cb = AuxMaskPruning.recipe(0.98, max_epochs=8)
+    cb = AuxMaskPruning.recipe(max_epochs=8, target_sparsity=0.98)
     assert (cb.schedule.warmup, cb.schedule.ramp, cb.schedule.freeze) == (1.0, 3, 6)
     assert cb.controller is not None and (cb.controller.final, cb.controller.end) == (0.98, 4.0)
     assert cb.pruner.aux_lr == 5e-3
-    assert AuxMaskPruning.recipe(0.9, max_epochs=8, aux_lr=1e-2).pruner.aux_lr == 1e-2
+    assert AuxMaskPruning.recipe(max_epochs=8, target_sparsity=0.9, aux_lr=1e-2).pruner.aux_lr == 1e-2
     with pytest.raises(ValueError, match="needs at least 2 epochs"):
-        AuxMaskPruning.recipe(0.9, max_epochs=1)
+        AuxMaskPruning.recipe(max_epochs=1, target_sparsity=0.9)
+    with pytest.raises(ValueError, match="exactly one target"):
+        AuxMaskPruning.recipe(max_epochs=8)
+    with pytest.raises(TypeError):
+        AuxMaskPruning.recipe(0.9, 8)  # keyword-only
+    flops = AuxMaskPruning.recipe(max_epochs=8, target_flops=0.25, granularity="neuron")
+    assert repr(flops) == (
+        "AuxMaskPruning(neuron masks, strength=0.0001, regularizer='count', ste='leaky_relu', rule='sign', "
+        "aux_optimizer='shared', aux_lr=0.005 (fixed), epochs: warmup=1, ramp=3, freeze=6, "
+        "target_flops=0.25 reached at 4)"
+    )
     # it trains: after the dense epoch the masks move and lambda is steered
     tiny_trainer(tmp_path, 3, [cb]).fit(TinyNet(), toy_loader())
     assert all(not bool((m.aux == 1.0).all()) for m in cb.masks.values())
