@@ -119,6 +119,11 @@ class AuxMaskPruning(Callback):
         target_min_strength: The lowest lambda the controller goes to, in (0, ``strength``]. When
             the masks run ahead of the target lambda falls; the lower it falls, the longer it
             takes to climb back once the target catches up (see docs/configuration.md).
+        min_units: Neuron granularity: units of each layer kept open at least.
+        min_unit_fraction: Neuron granularity: fraction of each layer's units kept open at least
+            (with ``min_units``: ``max(min_units, ceil(fraction * units))``).
+        keep_output_layer: Neuron granularity: leave the model's last Linear/Conv layer (the
+            classifier) dense.
         log_every_n_steps: Log every N optimizer steps (default: the Trainer's
             ``log_every_n_steps``); statistics are also logged at every epoch end.
         print_table: Print the per-layer table at the end of ``fit``.
@@ -158,6 +163,9 @@ class AuxMaskPruning(Callback):
         target_gain: float = CONTROLLER_DEFAULTS["target_gain"],
         target_p_gain: float = CONTROLLER_DEFAULTS["target_p_gain"],
         target_min_strength: float = CONTROLLER_DEFAULTS["target_min_strength"],
+        min_units: int = 1,
+        min_unit_fraction: float = 0.05,
+        keep_output_layer: bool = True,
         log_every_n_steps: int | None = None,
         print_table: bool = True,
     ) -> None:
@@ -179,6 +187,7 @@ class AuxMaskPruning(Callback):
         self._batch_idx = 0
         self._stepped = False
         self._warned_nonfinite = False
+        self._warned_collapse = False
         self._resume_differences: list[str] = []
         self._wrapped: list[str] = []
 
@@ -581,6 +590,14 @@ class AuxMaskPruning(Callback):
     def metrics(self, trainer: Trainer) -> dict[str, float]:
         """The statistics now (consumes the event counts since the last log); warns once about NaN masks."""
         metrics = self.pruner.metrics(self._position(trainer))
+        closed = [name for name in self.pruner.collapsed if name not in self.pruner.nonfinite]
+        if closed and not self._warned_collapse:
+            self._warned_collapse = True
+            rank_zero_warn(
+                f"AuxMaskPruning closed every mask of {closed} at step {trainer.global_step}: those layers output "
+                "nothing. Lower the target or lambda, exclude them, or keep a floor of open units (neuron "
+                "granularity: min_units, min_unit_fraction)."
+            )
         if self.pruner.nonfinite and not self._warned_nonfinite:
             self._warned_nonfinite = True
             rank_zero_warn(

@@ -41,6 +41,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, cast
@@ -52,6 +53,7 @@ from lightning_auxprune.aux_group import AUX_GROUP
 from lightning_auxprune.aux_sgd import AuxOptimizer, aux_sgd_step
 from lightning_auxprune.controller import TargetController
 from lightning_auxprune.events import MaskEvents
+from lightning_auxprune.floor import UnitFloor
 from lightning_auxprune.flops import LayerFlops
 from lightning_auxprune.mask_set import MaskSet
 from lightning_auxprune.options import (
@@ -71,7 +73,7 @@ from lightning_auxprune.report import layer_table
 from lightning_auxprune.restore import PrunedWeights
 from lightning_auxprune.schedule import PHASE_CODE, Phase, PruningSchedule, check_finite
 from lightning_auxprune.statistics import layer_stats
-from lightning_auxprune.targets import check_untied, select_layers
+from lightning_auxprune.targets import check_untied, output_layer, select_layers
 
 CONTROLLER_DEFAULTS: dict[str, float] = {"target_gain": 0.01, "target_p_gain": 2.0, "target_min_strength": 1e-9}
 STATE_VERSION = 2
@@ -128,6 +130,11 @@ class AuxPruner:
         target_gain: The controller's integral gain.
         target_p_gain: The controller's proportional gain.
         target_min_strength: The lowest lambda the controller goes to, in (0, ``strength``].
+        min_units: Neuron granularity: units of each layer kept open at least (see
+            :mod:`lightning_auxprune.floor`); 0 with ``min_unit_fraction=0`` lets a layer close.
+        min_unit_fraction: Neuron granularity: fraction of each layer's units kept open at least.
+        keep_output_layer: Neuron granularity: leave the model's output layer (its last
+            Linear/Conv layer) dense, since its units are the model's outputs (classes).
 
     """
 
@@ -157,6 +164,9 @@ class AuxPruner:
         target_gain: float = CONTROLLER_DEFAULTS["target_gain"],
         target_p_gain: float = CONTROLLER_DEFAULTS["target_p_gain"],
         target_min_strength: float = CONTROLLER_DEFAULTS["target_min_strength"],
+        min_units: int = 1,
+        min_unit_fraction: float = 0.05,
+        keep_output_layer: bool = True,
     ) -> None:
         check_finite(
             strength=strength,
@@ -202,6 +212,13 @@ class AuxPruner:
             target_sparsity, target_flops, target_gain, target_p_gain, target_min_strength
         )
         self.target_metric = "flops" if target_flops is not None else "sparsity"
+        if min_units < 0 or not 0.0 <= min_unit_fraction < 1.0:
+            raise ValueError(f"min_units={min_units} must be >= 0 and min_unit_fraction={min_unit_fraction} in [0, 1).")
+        self.min_units, self.min_unit_fraction = min_units, min_unit_fraction
+        self.keep_output_layer = keep_output_layer
+        self.floor: UnitFloor | None = None
+        self.collapsed: list[str] = []
+        """Layers with no open mask entry at the last :meth:`metrics`."""
 
         self.masks: dict[str, AuxMask] = {}
         self.events = MaskEvents()
@@ -253,8 +270,29 @@ class AuxPruner:
 
     # ------------------------------------------------------------------ set-up
     def select(self, model: nn.Module) -> list[str]:
-        """Names of the layers of ``model`` this pruner masks (include/exclude/layer_types)."""
-        return select_layers(model, self.include, self.exclude, self.layer_types)
+        """Names of the layers of ``model`` this pruner masks (include/exclude/layer_types).
+
+        With neuron granularity and ``keep_output_layer``, the model's last Linear/Conv layer
+        (in registration order: the classifier of the usual models) is left out.
+        """
+        names = select_layers(model, self.include, self.exclude, self.layer_types)
+        if self.options.granularity != "neuron" or not self.keep_output_layer:
+            return names
+        output = output_layer(model)
+        kept = [n for n in names if n != output]
+        if kept and len(kept) < len(names) and self.include is not None:
+            warnings.warn(
+                f"include={self.include} matches {output!r}, the model's output layer, which neuron masks leave dense "
+                "(its units are the outputs). Pass keep_output_layer=False to prune its units anyway.",
+                UserWarning,
+                stacklevel=2,
+            )
+        if not kept:
+            raise ValueError(
+                f"Only the output layer {output!r} is selected, and neuron masks leave it dense "
+                "(keep_output_layer=True): select other layers, or pass keep_output_layer=False to prune its units."
+            )
+        return kept
 
     def attach(self, model: nn.Module) -> dict[str, AuxMask]:
         """Give the selected layers of ``model`` their masks (idempotent); returns ``{name: AuxMask}``.
@@ -275,6 +313,12 @@ class AuxPruner:
         self.masks = patch_model(model, names, self.options)
         self._model = model
         self._set = MaskSet(self.masks)
+        self.floor = None
+        if self.options.granularity == "neuron":
+            floor = UnitFloor(
+                self._set.entry_counts, self.min_units, self.min_unit_fraction, 1e-3 * self.options.init_scale
+            )
+            self.floor = floor if floor.enabled else None
         self.flops.attach(model)
         self.reset()
         return self.masks
@@ -394,6 +438,8 @@ class AuxPruner:
         state = self._step_state()
         if state.keeper is not None:
             state.keeper.restore(state.gates)
+        if self.floor is not None:
+            self.floor.apply(self._set.aux)
         gates = self._set.hard_gates()
         opened = self._set.open_entries(gates)
         self.events.record(state.gates, gates, state.open, opened)
@@ -455,6 +501,7 @@ class AuxPruner:
         count = len(self._set)
         opened, broken, rest = device_values[:count], device_values[count : 2 * count], device_values[2 * count :]
         self.nonfinite = [name for name, flag in zip(self._set.names, broken, strict=True) if flag]
+        self.collapsed = [name for name, count in zip(self._set.names, opened, strict=True) if count == 0]
         regularizer, pruned_total, recovered_total, pruned, recovered, controller_lambda = rest
         densities = {name: o / e for name, o, e in zip(self._set.names, opened, self._set.entry_counts, strict=True)}
         open_weights = sum(o * f for o, f in zip(opened, self._set.fan_ins, strict=True))
@@ -472,6 +519,7 @@ class AuxPruner:
             "auxprune/pruned_total": float(round(pruned_total)),
             "auxprune/recovered_total": float(round(recovered_total)),
             "auxprune/nonfinite_layers": float(len(self.nonfinite)),
+            "auxprune/closed_layers": float(len(self.collapsed)),
         }
         if self.controller is not None:
             metrics["auxprune/target"] = self.controller.target_at(position)

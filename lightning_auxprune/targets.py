@@ -75,6 +75,18 @@ def prunable_layers(model: nn.Module, types: tuple[type[nn.Module], ...]) -> dic
     }
 
 
+def output_layer(model: nn.Module) -> str | None:
+    """The model's output layer as the neuron masks see it: its last Linear/Conv layer, in registration order.
+
+    Example:
+        >>> output_layer(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2)))
+        '2'
+
+    """
+    names = list(prunable_layers(model, tuple(SUPPORTED_TYPES.values())))
+    return names[-1] if names else None
+
+
 def _owner(model: nn.Module, key: str) -> nn.Module:
     path = key.rpartition(".")[0]
     return model.get_submodule(path) if path else model

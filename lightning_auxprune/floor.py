@@ -1,0 +1,88 @@
+"""A floor under each layer's open units, so that neuron pruning cannot close a layer entirely.
+
+A layer whose units all close outputs zeros (or BatchNorm's constant): the network falls to chance
+while the pruned fraction looks like progress. :class:`UnitFloor` keeps the ``k`` most open units of
+every neuron-masked layer open: after each mask update, in a layer whose ``k``-th largest m is not
+positive, those ``k`` units are lifted to a small positive value (the rest are left alone, so
+they can still close). ``k = max(min_units, ceil(min_fraction * units))``, at most the layer's units.
+
+Everything runs on the device with a fixed number of kernels, whatever the number of layers:
+the masks are padded into one ``[layers, units]`` matrix for a single ``topk``.
+
+Example:
+    >>> import torch
+    >>> aux = [torch.tensor([-1.0, -0.5, -2.0]), torch.tensor([3.0, -1.0])]
+    >>> floor = UnitFloor([3, 2], min_units=1, min_fraction=0.0, lift=0.1)
+    >>> floor.apply(aux)
+    >>> [a.tolist() for a in aux]  # the first layer's best unit reopens; the second had one open
+    [[-1.0, 0.10000000149011612, -2.0], [3.0, -1.0]]
+
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+
+def floor_units(units: int, min_units: int, min_fraction: float) -> int:
+    """``max(min_units, ceil(min_fraction * units))``, at most ``units``.
+
+    Example:
+        >>> floor_units(64, 1, 0.05), floor_units(2, 4, 0.0)
+        (4, 2)
+
+    """
+    return min(units, max(min_units, math.ceil(min_fraction * units)))
+
+
+class UnitFloor:
+    """Keeps at least ``k`` units open per layer.
+
+    Args:
+        units: Units (mask entries) per layer.
+        min_units: Units kept open at least, >= 0 (0 and ``min_fraction=0``: no floor).
+        min_fraction: Fraction of each layer's units kept open at least, in [0, 1).
+        lift: The value a reopened unit's m is lifted to, > 0.
+
+    """
+
+    def __init__(self, units: Sequence[int], min_units: int, min_fraction: float, lift: float) -> None:
+        if min_units < 0 or not 0.0 <= min_fraction < 1.0:
+            raise ValueError(f"Need min_units={min_units} >= 0 and min_fraction={min_fraction} in [0, 1).")
+        if not lift > 0:
+            raise ValueError(f"lift={lift} must be > 0.")
+        self.units = list(units)
+        self.counts = [floor_units(n, min_units, min_fraction) for n in self.units]
+        self.lift = lift
+        self._ranks = torch.tensor([max(k, 1) - 1 for k in self.counts])
+        self._active = torch.tensor([k > 0 for k in self.counts])
+        self._sizes = torch.tensor(self.units)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any layer has a floor."""
+        return any(k > 0 for k in self.counts)
+
+    def apply(self, aux: Sequence[torch.Tensor]) -> None:
+        """Lift the ``k`` largest m of each layer that has fewer than ``k`` open units (in place, no sync)."""
+        if not aux or not self.enabled:
+            return
+        device = aux[0].device
+        if self._ranks.device != device:
+            self._ranks, self._active, self._sizes = (t.to(device) for t in (self._ranks, self._active, self._sizes))
+        with torch.no_grad():
+            flat = [a.detach().reshape(-1) for a in aux]
+            padded = pad_sequence(flat, batch_first=True, padding_value=-math.inf)
+            top = padded.topk(int(max(self.counts)), dim=1).values
+            kth = top.gather(1, self._ranks.unsqueeze(1)).squeeze(1)
+            threshold = torch.where((kth <= 0) & self._active, kth, math.inf)  # at the floor or above: none
+            every = torch.cat(flat)
+            per_entry = threshold.repeat_interleave(self._sizes, output_size=every.numel())
+            lifted = torch.where(every >= per_entry, every.clamp_min(self.lift), every)
+            torch._foreach_copy_(
+                list(aux), [p.view_as(a) for p, a in zip(torch.split(lifted, self.units), aux, strict=True)]
+            )
