@@ -40,6 +40,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback, ModelPruning
 from lightning.pytorch.core.optimizer import _MockOptimizer
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.model_helpers import is_overridden
@@ -442,8 +443,15 @@ class AuxMaskPruning(Callback):
 
     @staticmethod
     def _check_launcher(trainer: Trainer, pl_module: LightningModule) -> None:
-        """Workers started by multiprocessing copy their weights back into a model that has no masks."""
-        launcher = getattr(getattr(trainer, "strategy", None), "launcher", None)
+        """Sharded strategies are untested; workers started by multiprocessing lose their masks."""
+        strategy = getattr(trainer, "strategy", None)
+        if isinstance(strategy, (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)):
+            raise MisconfigurationException(
+                f"AuxMaskPruning does not support {type(strategy).__name__} yet: it shards or flattens parameters, "
+                "while the masks, their parameter group and the restore of pruned weights assume whole tensors, "
+                "and no GPU was available to test it. Use strategy='ddp' (or a single device)."
+            )
+        launcher = getattr(strategy, "launcher", None)
         if not isinstance(launcher, _MultiProcessingLauncher):
             return
         if launcher._start_method != "fork":

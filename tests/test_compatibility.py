@@ -276,3 +276,19 @@ def test_bake_state_dict_refuses_neuron_masks_with_batchnorm():
     AuxPruner(granularity="neuron", include=["0"]).attach(net)
     with pytest.raises(ValueError, match="use bake\\(model\\) instead"):
         bake_state_dict(net.state_dict())
+
+
+@pytest.mark.parametrize("name", ["FSDPStrategy", "DeepSpeedStrategy", "ModelParallelStrategy"])
+def test_sharded_strategies_are_refused(name):
+    """Lightning runs FSDP only on GPUs, so the refusal is checked on the hook itself."""
+    import lightning.pytorch.strategies as strategies
+
+    strategy = object.__new__(getattr(strategies, name))  # not set up: only its type matters here
+
+    class FakeTrainer:
+        callbacks: list = []
+
+    trainer = FakeTrainer()
+    trainer.strategy = strategy
+    with pytest.raises(Exception, match=f"does not support {name} yet.*Use strategy='ddp'"):
+        AuxMaskPruning(print_table=False).setup(trainer, TinyNet(), "fit")
