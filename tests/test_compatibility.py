@@ -285,10 +285,8 @@ def test_sharded_strategies_are_refused(name):
 
     strategy = object.__new__(getattr(strategies, name))  # not set up: only its type matters here
 
-    class FakeTrainer:
-        callbacks: list = []
+    from types import SimpleNamespace
 
-    trainer = FakeTrainer()
-    trainer.strategy = strategy
+    trainer = SimpleNamespace(strategy=strategy, callbacks=[])
     with pytest.raises(Exception, match=f"does not support {name} yet.*Use strategy='ddp'"):
         AuxMaskPruning(print_table=False).setup(trainer, TinyNet(), "fit")
