@@ -120,6 +120,8 @@ class AuxMaskPruning(Callback):
         target_min_strength: The lowest lambda the controller goes to, in (0, ``strength``]. When
             the masks run ahead of the target lambda falls; the lower it falls, the longer it
             takes to climb back once the target catches up (see docs/configuration.md).
+        target_tolerance: How far past its target pruning may go at most: the kept fraction never
+            falls below ``(1 - target_tolerance)`` times the target's, whatever the run length.
         min_units: Neuron granularity: units of each layer kept open at least.
         min_unit_fraction: Neuron granularity: fraction of each layer's units kept open at least
             (with ``min_units``: ``max(min_units, ceil(fraction * units))``).
@@ -164,6 +166,7 @@ class AuxMaskPruning(Callback):
         target_gain: float = CONTROLLER_DEFAULTS["target_gain"],
         target_p_gain: float = CONTROLLER_DEFAULTS["target_p_gain"],
         target_min_strength: float = CONTROLLER_DEFAULTS["target_min_strength"],
+        target_tolerance: float = 0.25,
         min_units: int = 1,
         min_unit_fraction: float = 0.05,
         keep_output_layer: bool = True,

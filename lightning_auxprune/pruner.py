@@ -73,6 +73,7 @@ from lightning_auxprune.report import layer_table
 from lightning_auxprune.restore import PrunedWeights
 from lightning_auxprune.schedule import PHASE_CODE, Phase, PruningSchedule, check_finite
 from lightning_auxprune.statistics import layer_stats
+from lightning_auxprune.target_bound import TargetBound
 from lightning_auxprune.targets import check_untied, output_layer, select_layers
 
 CONTROLLER_DEFAULTS: dict[str, float] = {"target_gain": 0.01, "target_p_gain": 2.0, "target_min_strength": 1e-9}
@@ -91,6 +92,7 @@ class _StepState:
     open: torch.Tensor  # open entries per layer, [L] float64
     keeper: PrunedWeights | None
     flops: tuple[float, torch.Tensor] | None  # kept-FLOPs ratio = base + (coefficients * density).sum()
+    bound: TargetBound | None = None  # no pruning far past the target
 
 
 class AuxPruner:
@@ -130,6 +132,9 @@ class AuxPruner:
         target_gain: The controller's integral gain.
         target_p_gain: The controller's proportional gain.
         target_min_strength: The lowest lambda the controller goes to, in (0, ``strength``].
+        target_tolerance: How far past a target pruning may go at most: the kept fraction never
+            falls below ``(1 - tolerance)`` times the target's (see
+            :mod:`lightning_auxprune.target_bound`), in [0, 1).
         min_units: Neuron granularity: units of each layer kept open at least (see
             :mod:`lightning_auxprune.floor`); 0 with ``min_unit_fraction=0`` lets a layer close.
         min_unit_fraction: Neuron granularity: fraction of each layer's units kept open at least.
@@ -164,6 +169,7 @@ class AuxPruner:
         target_gain: float = CONTROLLER_DEFAULTS["target_gain"],
         target_p_gain: float = CONTROLLER_DEFAULTS["target_p_gain"],
         target_min_strength: float = CONTROLLER_DEFAULTS["target_min_strength"],
+        target_tolerance: float = 0.25,
         min_units: int = 1,
         min_unit_fraction: float = 0.05,
         keep_output_layer: bool = True,
@@ -215,6 +221,11 @@ class AuxPruner:
         if min_units < 0 or not 0.0 <= min_unit_fraction < 1.0:
             raise ValueError(f"min_units={min_units} must be >= 0 and min_unit_fraction={min_unit_fraction} in [0, 1).")
         self.min_units, self.min_unit_fraction = min_units, min_unit_fraction
+        if not 0.0 <= target_tolerance < 1.0:
+            raise ValueError(
+                f"target_tolerance={target_tolerance} must be in [0, 1): the kept fraction's allowed shortfall."
+            )
+        self.target_tolerance = target_tolerance
         self.keep_output_layer = keep_output_layer
         self.floor: UnitFloor | None = None
         self.collapsed: list[str] = []
@@ -382,7 +393,19 @@ class AuxPruner:
             keeper = self._weight_keeper()
             keeper.park(gates)
         self._state = _StepState(gates=gates, open=self._set.open_entries(gates), keeper=keeper, flops=None)
+        if self.controller is not None and self.target_metric == "sparsity":
+            self._state.bound = self._target_bound(self._set.fan_ins, float(self._set.total_weights), 0.0)
         return self._state
+
+    def _target_bound(self, entry_weights: Sequence[float], total: float, base: float) -> TargetBound | None:
+        """The bound on the kept quantity: ``total * (1 - final) * (1 - tolerance)``, less what stays dense."""
+        if self.controller is None:
+            return None
+        wanted = (1.0 - self.controller.final) * (1.0 - self.target_tolerance)
+        bound = TargetBound(
+            entry_weights, self._set.entry_counts, total * (wanted - base), 1e-3 * self.options.init_scale
+        )
+        return bound if bound.enabled else None
 
     def _weight_keeper(self) -> PrunedWeights:
         """The stored weights (and gated biases), each with the index of its layer."""
@@ -421,6 +444,9 @@ class AuxPruner:
         state = self._step_state()
         if self.controller is not None and state.flops is None and self.target_metric == "flops":
             state.flops = self._flops_coefficients()
+            base, coefficients = self.flops.linear_ratio(cast(nn.Module, self._model), self._set.names)
+            shares = [c / n for c, n in zip(coefficients, self._set.entry_counts, strict=True)]
+            state.bound = self._target_bound(shares, 1.0, base)
         if all(aux.grad is None for aux in self._set.aux):
             return  # a skipped batch or frozen layers: no data gradient, no push, lambda unchanged
         if self.phase(position) == "pruning":
@@ -440,6 +466,8 @@ class AuxPruner:
             state.keeper.restore(state.gates)
         if self.floor is not None:
             self.floor.apply(self._set.aux)
+        if state.bound is not None:
+            state.bound.apply(self._set.aux)
         gates = self._set.hard_gates()
         opened = self._set.open_entries(gates)
         self.events.record(state.gates, gates, state.open, opened)
