@@ -69,3 +69,25 @@ def test_trace_refuses_methods_without_a_lambda(tmp_path, fake_data_dir):
     argv = ["--quick", "--method", "gmp", "--data-dir", str(fake_data_dir), "--out", str(tmp_path)]
     with pytest.raises(SystemExit, match="only AutoPrune methods have a trace"):
         trace.main(argv)
+
+
+def test_spread_quick_resumes(tmp_path, fake_data_dir):
+    from benchmarks import spread
+
+    out, md = tmp_path / "spread.jsonl", tmp_path / "spread.md"
+    argv = [
+        "--quick",
+        "--model",
+        "lenet300100",
+        "--methods",
+        "gmp",
+        "--setting",
+        "0.9",
+        "--data-dir",
+        str(fake_data_dir),
+    ]
+    argv += ["--out", str(out), "--markdown", str(md)]
+    rows = spread.main(argv)
+    assert [r["threads"] for r in rows] == [1, 2]
+    assert len(spread.main(argv)) == 2  # resumed: nothing run twice
+    assert "| lenet300100 | gmp | 0.9 | 0 |" in md.read_text()
