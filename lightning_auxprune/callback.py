@@ -30,9 +30,11 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import inspect
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import torch
@@ -40,6 +42,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback, ModelPruning
 from lightning.pytorch.core.optimizer import _MockOptimizer
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
@@ -129,7 +132,10 @@ class AuxMaskPruning(Callback):
             classifier) dense.
         log_every_n_steps: Log every N optimizer steps (default: the Trainer's
             ``log_every_n_steps``); statistics are also logged at every epoch end.
-        print_table: Print the per-layer table at the end of ``fit``.
+        print_table: Print the per-layer table at the end of ``fit`` (it also goes to every
+            logger: a W&B table, TensorBoard text, ``auxprune_layers.csv`` next to CSV logs).
+        progress_bar: Show ``sparsity`` and ``lambda`` in Lightning's progress bar (updated
+            when statistics are logged).
 
     Example:
         >>> cb = AuxMaskPruning(granularity="neuron", exclude=["classifier\\\\.2"])
@@ -172,6 +178,7 @@ class AuxMaskPruning(Callback):
         keep_output_layer: bool = True,
         log_every_n_steps: int | None = None,
         print_table: bool = True,
+        progress_bar: bool = True,
     ) -> None:
         settings = {name: value for name, value in locals().items() if name in PRUNER_ARGUMENTS}
         super().__init__()
@@ -184,7 +191,9 @@ class AuxMaskPruning(Callback):
         self.aux_lr_mode: AuxLrMode = aux_lr_mode
         self.log_every_n_steps = log_every_n_steps
         self.print_table = print_table
+        self.progress_bar = progress_bar
         self.last_table = ""
+        self._last_metrics: dict[str, float] = {}
         self._aux_param_names: list[str] = []
         self._loaded_aux_param_names: list[str] | None = None
         self._last_logged_step = -1
@@ -387,6 +396,7 @@ class AuxMaskPruning(Callback):
             align_schedulers(schedulers, optimizer, self.pruner.aux_lr)
         self._apply_aux_lr(trainer)
         self.pruner.reset()  # weights and masks may have come from a checkpoint since setup
+        self._log_hparams(trainer)
 
     # ------------------------------------------------------------- per batch
     @override
@@ -420,10 +430,8 @@ class AuxMaskPruning(Callback):
 
     @override
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.global_step != self._last_logged_step:
-            metrics = self._log(trainer)
-        else:
-            metrics = self.pruner.metrics(self._position(trainer))
+        logged = trainer.global_step == self._last_logged_step
+        metrics = self._last_metrics if logged else self._log(trainer, on_step=False)
         for key in ("auxprune/sparsity", "auxprune/compression", "auxprune/flops_ratio"):
             if key in metrics:
                 pl_module.log(key, metrics[key], logger=False)
@@ -434,6 +442,7 @@ class AuxMaskPruning(Callback):
         self.last_table = self.pruner.table()
         if self.print_table:
             rank_zero_info("AuxMaskPruning per-layer result:\n" + self.last_table)
+        self._log_layer_table(trainer)
         self._check_target_reached(trainer)
 
     # ---------------------------------------------------------------- helpers
@@ -620,13 +629,48 @@ class AuxMaskPruning(Callback):
             )
         return metrics
 
-    def _log(self, trainer: Trainer) -> dict[str, float]:
+    def _log(self, trainer: Trainer, on_step: bool = True) -> dict[str, float]:
         metrics = self.metrics(trainer)
         self._last_logged_step = trainer.global_step
+        self._last_metrics = metrics
         step = trainer.fit_loop.epoch_loop._batches_that_stepped
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
+        if self.progress_bar:  # kept on the bar until the next log: no device read on other steps
+            module = trainer.lightning_module
+            for key in ("sparsity", "lambda"):
+                module.log(
+                    key, metrics[f"auxprune/{key}"], prog_bar=True, logger=False, on_step=on_step, on_epoch=not on_step
+                )
         return metrics
+
+    def _log_hparams(self, trainer: Trainer) -> None:
+        """The resolved settings, namespaced ``auxprune/``, in every logger's run config."""
+        params = {f"auxprune/{key}": value for key, value in self.pruner.hparams().items()}
+        params.update({"auxprune/unit": self.unit, "auxprune/aux_lr_mode": self.aux_lr_mode})
+        for logger in trainer.loggers:
+            logger.log_hyperparams(params)
+
+    def _log_layer_table(self, trainer: Trainer) -> None:
+        """The per-layer table at the end of fit: a W&B table, TensorBoard text, a CSV file next to the logs."""
+        rows = self.pruner.layer_rows()
+        if not rows or trainer.global_rank != 0:
+            return
+        columns = list(rows[0])
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_table(key="auxprune/layers", columns=columns, data=[list(r.values()) for r in rows])
+            elif isinstance(logger, TensorBoardLogger):
+                lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+                lines += ["| " + " | ".join(str(v) for v in r.values()) + " |" for r in rows]
+                logger.experiment.add_text("auxprune/layers", "\n".join(lines), global_step=trainer.global_step)
+            elif isinstance(logger, CSVLogger):
+                path = Path(logger.log_dir) / "auxprune_layers.csv"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("w", newline="") as f:
+                    writer = csv.DictWriter(f, fieldnames=columns)
+                    writer.writeheader()
+                    writer.writerows(rows)
 
     # ----------------------------------------------------------------- state
     @override

@@ -569,6 +569,63 @@ class AuxPruner:
         dense = self.flops.dense(self._model) if self.flops.ready and self._model is not None else None
         return layer_table(layer_stats(self.masks), dense)
 
+    def hparams(self) -> dict[str, Any]:
+        """Every resolved setting as a flat dict of numbers, strings and booleans (for run configs).
+
+        Lists (``include``, ...) are joined with commas; ``None`` is written ``"None"``.
+
+        Example:
+            >>> hp = AuxPruner(target_sparsity=0.9, ramp=10).hparams()
+            >>> hp["target_sparsity"], hp["granularity"], hp["ramp"], hp["include"]
+            (0.9, 'weight', 10, 'None')
+
+        """
+        controller = self.controller
+        values: dict[str, Any] = {
+            **asdict(self.options),
+            **asdict(self.schedule),
+            "strength": self.strength,
+            "regularizer": self.regularizer,
+            "aux_lr": self.aux_lr,
+            "aux_optimizer": self.aux_optimizer,
+            "include": self.include,
+            "exclude": self.exclude,
+            "layer_types": self.layer_types,
+            "restore_pruned_weights": self.restore_pruned_weights,
+            "target_sparsity": controller.final if controller and self.target_metric == "sparsity" else None,
+            "target_flops": 1.0 - controller.final if controller and self.target_metric == "flops" else None,
+            "target_gain": controller.gain if controller else None,
+            "target_p_gain": controller.p_gain if controller else None,
+            "target_min_strength": controller.min_strength if controller else None,
+            "target_end": controller.end if controller else None,
+            "target_tolerance": self.target_tolerance,
+            "min_units": self.min_units,
+            "min_unit_fraction": self.min_unit_fraction,
+            "keep_output_layer": self.keep_output_layer,
+        }
+        return {key: _loggable(value) for key, value in values.items()}
+
+    def layer_rows(self) -> list[dict[str, Any]]:
+        """The per-layer table as rows (layer, shape, weights, kept, density, units, FLOPs dense and kept)."""
+        dense = self.flops.dense(self._model) if self.flops.ready and self._model is not None else {}
+        rows = []
+        for s in layer_stats(self.masks):
+            flops = dense.get(s.name)
+            rows.append(
+                {
+                    "layer": s.name,
+                    "shape": "x".join(map(str, s.shape)),
+                    "weights": s.total,
+                    "kept": s.open,
+                    "density": s.density,
+                    "units": s.units,
+                    "units_kept": s.open_units,
+                    "flops_dense": flops,
+                    "flops_kept": None if flops is None else round(flops * s.density),
+                }
+            )
+        return rows
+
     def settings(self) -> dict[str, Any]:
         """The resolved settings (what a checkpoint is compared against on resume)."""
         return {
@@ -623,6 +680,15 @@ class AuxPruner:
                 differences.append(f"{key}: checkpoint {state[key]}, now {mine[key]}")
         self.reset()
         return differences
+
+
+def _loggable(value: Any) -> Any:
+    """A value every logger's hyperparameter table takes: lists joined, ``None`` as a string."""
+    if value is None:
+        return "None"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return value
 
 
 def upgrade_state(state: dict[str, Any]) -> dict[str, Any]:

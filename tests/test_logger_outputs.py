@@ -1,0 +1,76 @@
+"""What the callback writes to each logger besides metrics: run config, per-layer table, progress bar."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from lightning_auxprune import AuxMaskPruning
+from tests.conftest import TinyNet, tiny_trainer, toy_loader
+
+
+def fit_with(tmp_path, loggers, **kwargs):
+    torch.manual_seed(0)
+    cb = AuxMaskPruning(strength=2e-3, aux_lr=0.05, target_sparsity=0.5, freeze=3, print_table=False, **kwargs)
+    trainer = tiny_trainer(tmp_path, 3, [cb], logger=loggers, log_every_n_steps=4)
+    trainer.fit(TinyNet(), toy_loader())
+    return cb, trainer
+
+
+def test_csv_gets_the_settings_and_the_layer_table(tmp_path):
+    logger = CSVLogger(tmp_path, name="csv")
+    fit_with(tmp_path, [logger])
+    hparams = yaml.safe_load((Path(logger.log_dir) / "hparams.yaml").read_text())
+    assert hparams["auxprune/target_sparsity"] == 0.5
+    assert hparams["auxprune/granularity"] == "weight" and hparams["auxprune/freeze"] == 3
+    assert hparams["auxprune/include"] == "None" and hparams["auxprune/unit"] == "epoch"
+    with open(Path(logger.log_dir) / "auxprune_layers.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["layer"] for r in rows] == ["conv", "fc1", "fc2"]
+    assert int(rows[1]["weights"]) == 32 * 64 and 0 < int(rows[1]["kept"]) <= 32 * 64
+
+
+def test_tensorboard_gets_hparams_and_the_table_as_text(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    fit_with(tmp_path, [logger])
+    events = EventAccumulator(logger.log_dir, size_guidance={"tensors": 0})
+    events.Reload()
+    tags = events.Tags()["tensors"]
+    assert "auxprune/layers/text_summary" in tags
+    text = events.Tensors("auxprune/layers/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "| layer | shape | weights |" in text and "| fc1 |" in text
+    assert (Path(logger.log_dir) / "hparams.yaml").exists()
+    assert "auxprune/target_sparsity" in (Path(logger.log_dir) / "hparams.yaml").read_text()
+
+
+def test_wandb_offline_run_holds_config_and_table(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    from lightning.pytorch.loggers import WandbLogger
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    logger = WandbLogger(project="auxprune-test", save_dir=str(tmp_path))
+    fit_with(tmp_path, [logger])
+    run_dir = Path(logger.experiment.dir)
+    assert logger.experiment.config["auxprune/target_sparsity"] == 0.5
+    assert logger.experiment.config["auxprune/granularity"] == "weight"
+    logger.experiment.finish()
+    tables = list((run_dir / "media" / "table").glob("auxprune/layers_*.table.json"))
+    assert len(tables) == 1
+    table = json.loads(tables[0].read_text())
+    assert table["columns"][:3] == ["layer", "shape", "weights"]
+    assert [row[0] for row in table["data"]] == ["conv", "fc1", "fc2"]
+
+
+def test_progress_bar_shows_sparsity_and_lambda_and_can_be_off(tmp_path):
+    _, trainer = fit_with(tmp_path, False)
+    assert {"sparsity", "lambda"} <= set(trainer.progress_bar_metrics)
+    assert 0.0 <= float(trainer.progress_bar_metrics["sparsity"]) <= 1.0
+    _, quiet = fit_with(tmp_path, False, progress_bar=False)
+    assert not {"sparsity", "lambda"} & set(quiet.progress_bar_metrics)
