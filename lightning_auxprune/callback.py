@@ -55,6 +55,7 @@ from lightning_auxprune.aux_sgd import AuxOptimizer
 from lightning_auxprune.bake import bake
 from lightning_auxprune.controller import TargetController
 from lightning_auxprune.events import MaskEvents
+from lightning_auxprune.mask_images import mask_image, mask_values
 from lightning_auxprune.options import (
     Granularity,
     MaskInit,
@@ -136,6 +137,8 @@ class AuxMaskPruning(Callback):
             logger: a W&B table, TensorBoard text, ``auxprune_layers.csv`` next to CSV logs).
         progress_bar: Show ``sparsity`` and ``lambda`` in Lightning's progress bar (updated
             when statistics are logged).
+        mask_images_every_n_epochs: Every N epoch ends, send each layer's mask as an image and
+            its m as a histogram to the W&B and TensorBoard loggers (0: never).
 
     Example:
         >>> cb = AuxMaskPruning(granularity="neuron", exclude=["classifier\\\\.2"])
@@ -179,6 +182,7 @@ class AuxMaskPruning(Callback):
         log_every_n_steps: int | None = None,
         print_table: bool = True,
         progress_bar: bool = True,
+        mask_images_every_n_epochs: int = 1,
     ) -> None:
         settings = {name: value for name, value in locals().items() if name in PRUNER_ARGUMENTS}
         super().__init__()
@@ -192,6 +196,9 @@ class AuxMaskPruning(Callback):
         self.log_every_n_steps = log_every_n_steps
         self.print_table = print_table
         self.progress_bar = progress_bar
+        if mask_images_every_n_epochs < 0:
+            raise ValueError(f"mask_images_every_n_epochs={mask_images_every_n_epochs} must be >= 0 (0: never).")
+        self.mask_images_every_n_epochs = mask_images_every_n_epochs
         self.last_table = ""
         self._last_metrics: dict[str, float] = {}
         self._aux_param_names: list[str] = []
@@ -435,6 +442,9 @@ class AuxMaskPruning(Callback):
         for key in ("auxprune/sparsity", "auxprune/compression", "auxprune/flops_ratio"):
             if key in metrics:
                 pl_module.log(key, metrics[key], logger=False)
+        every = self.mask_images_every_n_epochs
+        if every and (trainer.current_epoch + 1) % every == 0:
+            self._log_mask_pictures(trainer)
 
     @override
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -650,6 +660,30 @@ class AuxMaskPruning(Callback):
         params.update({"auxprune/unit": self.unit, "auxprune/aux_lr_mode": self.aux_lr_mode})
         for logger in trainer.loggers:
             logger.log_hyperparams(params)
+
+    def _log_mask_pictures(self, trainer: Trainer) -> None:
+        """Each layer's h(M) as an image and M as a histogram, through each logger's own media API."""
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, (WandbLogger, TensorBoardLogger))]
+        if not loggers or trainer.global_rank != 0:
+            return
+        step = trainer.fit_loop.epoch_loop._batches_that_stepped
+        pictures = {name: (mask_image(mask), mask_values(mask)) for name, mask in self.masks.items()}
+        for logger in loggers:
+            if isinstance(logger, WandbLogger):
+                import wandb
+
+                names = list(pictures)
+                images = [image.numpy() for image, _ in pictures.values()]
+                logger.log_image(key="auxprune/masks", images=images, step=step, caption=names)
+                histograms = {}
+                for name, (_, values) in pictures.items():
+                    counts, edges = torch.histogram(values, bins=64)
+                    histograms[f"auxprune/m/{name}"] = wandb.Histogram(np_histogram=(counts.numpy(), edges.numpy()))
+                logger.experiment.log({**histograms, "trainer/global_step": step})
+            else:
+                for name, (image, values) in pictures.items():
+                    logger.experiment.add_image(f"auxprune/masks/{name}", image, step, dataformats="HW")
+                    logger.experiment.add_histogram(f"auxprune/m/{name}", values, step)
 
     def _log_layer_table(self, trainer: Trainer) -> None:
         """The per-layer table at the end of fit: a W&B table, TensorBoard text, a CSV file next to the logs."""

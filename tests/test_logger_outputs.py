@@ -74,3 +74,41 @@ def test_progress_bar_shows_sparsity_and_lambda_and_can_be_off(tmp_path):
     assert 0.0 <= float(trainer.progress_bar_metrics["sparsity"]) <= 1.0
     _, quiet = fit_with(tmp_path, False, progress_bar=False)
     assert not {"sparsity", "lambda"} & set(quiet.progress_bar_metrics)
+
+
+def test_mask_images_and_histograms_reach_tensorboard_and_wandb(tmp_path, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = TensorBoardLogger(tmp_path, name="tb")
+    fit_with(tmp_path, [tb], mask_images_every_n_epochs=2)
+    events = EventAccumulator(tb.log_dir, size_guidance={"images": 0, "histograms": 0})
+    events.Reload()
+    assert "auxprune/masks/fc1" in events.Tags()["images"]
+    assert len(events.Images("auxprune/masks/fc1")) == 1  # 3 epochs, every 2nd: once
+    image = events.Images("auxprune/masks/fc1")[0]
+    assert (image.height, image.width) == (32, 64)  # fc1's weight matrix, one pixel per weight
+    assert "auxprune/m/conv" in events.Tags()["histograms"]
+
+    pytest.importorskip("wandb")
+    from lightning.pytorch.loggers import WandbLogger
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    wandb_logger = WandbLogger(project="auxprune-test", save_dir=str(tmp_path / "wb"))
+    fit_with(tmp_path, [wandb_logger])
+    run_dir = Path(wandb_logger.experiment.dir)
+    wandb_logger.experiment.finish()
+    images = list((run_dir / "media" / "images" / "auxprune").glob("masks_*.png"))
+    assert len(images) == 3 * 3  # 3 layers, 3 epoch ends
+
+
+def test_mask_images_can_be_off(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = TensorBoardLogger(tmp_path, name="tb")
+    fit_with(tmp_path, [tb], mask_images_every_n_epochs=0)
+    events = EventAccumulator(tb.log_dir)
+    events.Reload()
+    assert not events.Tags()["images"]
+    with pytest.raises(ValueError, match="mask_images_every_n_epochs=-1"):
+        AuxMaskPruning(mask_images_every_n_epochs=-1)
