@@ -33,6 +33,7 @@ from __future__ import annotations
 import csv
 import inspect
 import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -70,7 +71,8 @@ from lightning_auxprune.parametrization import AuxMask
 from lightning_auxprune.patch import find_masks
 from lightning_auxprune.pruner import CONTROLLER_DEFAULTS, AuxPruner, UnreachableTargetError
 from lightning_auxprune.schedule import PruningSchedule
-from lightning_auxprune.shrink import OnUnsafe, ShrinkResult, shrink
+from lightning_auxprune.shrink import OnUnsafe, ShrinkResult, save_shrunk, shrink
+from lightning_auxprune.sparse_export import save_sparse
 
 Unit = Literal["epoch", "step"]
 PRUNER_ARGUMENTS = frozenset(inspect.signature(AuxPruner).parameters)
@@ -139,6 +141,10 @@ class AuxMaskPruning(Callback):
             when statistics are logged).
         mask_images_every_n_epochs: Every N epoch ends, send each layer's mask as an image and
             its m as a histogram to the W&B and TensorBoard loggers (0: never).
+        log_model_artifact: With a ``WandbLogger``, log the pruned model at the end of ``fit`` as
+            a W&B artifact: the baked ``state_dict``, plus the CSR export (weight masks) or the
+            shrunk model (neuron masks, when the module has an ``example_input_array``), with the
+            sparsity, compression, FLOPs ratio and logged accuracies as metadata.
 
     Example:
         >>> cb = AuxMaskPruning(granularity="neuron", exclude=["classifier\\\\.2"])
@@ -183,6 +189,7 @@ class AuxMaskPruning(Callback):
         print_table: bool = True,
         progress_bar: bool = True,
         mask_images_every_n_epochs: int = 1,
+        log_model_artifact: bool = True,
     ) -> None:
         settings = {name: value for name, value in locals().items() if name in PRUNER_ARGUMENTS}
         super().__init__()
@@ -199,6 +206,7 @@ class AuxMaskPruning(Callback):
         if mask_images_every_n_epochs < 0:
             raise ValueError(f"mask_images_every_n_epochs={mask_images_every_n_epochs} must be >= 0 (0: never).")
         self.mask_images_every_n_epochs = mask_images_every_n_epochs
+        self.log_model_artifact = log_model_artifact
         self.last_table = ""
         self._last_metrics: dict[str, float] = {}
         self._aux_param_names: list[str] = []
@@ -453,6 +461,7 @@ class AuxMaskPruning(Callback):
         if self.print_table:
             rank_zero_info("AuxMaskPruning per-layer result:\n" + self.last_table)
         self._log_layer_table(trainer)
+        self._log_artifact(trainer, pl_module)
         self._check_target_reached(trainer)
 
     # ---------------------------------------------------------------- helpers
@@ -660,6 +669,49 @@ class AuxMaskPruning(Callback):
         params.update({"auxprune/unit": self.unit, "auxprune/aux_lr_mode": self.aux_lr_mode})
         for logger in trainer.loggers:
             logger.log_hyperparams(params)
+
+    def _log_artifact(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """The pruned model as a W&B artifact (baked, and exported as CSR or shrunk), with its figures."""
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if not self.log_model_artifact or not loggers or trainer.global_rank != 0:
+            return
+        import wandb
+
+        metrics = self._last_metrics or self.pruner.metrics(self._position(trainer))
+        metadata: dict[str, Any] = {
+            key: metrics[f"auxprune/{key}"]
+            for key in ("sparsity", "compression", "flops_ratio")
+            if f"auxprune/{key}" in metrics
+        }
+        metadata.update({k: float(v) for k, v in trainer.callback_metrics.items() if "acc" in k and v.numel() == 1})
+        metadata["granularity"] = self.options.granularity
+        with tempfile.TemporaryDirectory() as folder:
+            files = {"baked_state_dict.pt": Path(folder) / "baked_state_dict.pt"}
+            torch.save(bake(pl_module).state_dict(), files["baked_state_dict.pt"])
+            if self.options.granularity == "weight":
+                files["sparse.pt"] = Path(folder) / "sparse.pt"
+                save_sparse(pl_module, files["sparse.pt"])
+            elif pl_module.example_input_array is not None:
+                example = pl_module.example_input_array
+                if isinstance(example, torch.Tensor):
+                    example = example.to(pl_module.device)
+                try:
+                    shrunk = shrink(pl_module, example, on_unsafe="skip").model
+                except (ValueError, RuntimeError) as err:
+                    rank_zero_warn(f"AuxMaskPruning: the W&B artifact holds no shrunk model, shrink failed: {err}")
+                else:
+                    files["shrunk.pt"] = Path(folder) / "shrunk.pt"
+                    save_shrunk(shrunk, str(files["shrunk.pt"]))
+            else:
+                rank_zero_warn(
+                    "AuxMaskPruning: the W&B artifact holds the baked model only; set example_input_array on "
+                    "your LightningModule to add the shrunk model."
+                )
+            for logger in loggers:
+                artifact = wandb.Artifact(f"auxprune-model-{logger.experiment.id}", type="model", metadata=metadata)
+                for name, path in files.items():
+                    artifact.add_file(str(path), name=name)
+                logger.experiment.log_artifact(artifact)
 
     def _log_mask_pictures(self, trainer: Trainer) -> None:
         """Each layer's h(M) as an image and M as a histogram, through each logger's own media API."""

@@ -112,3 +112,28 @@ def test_mask_images_can_be_off(tmp_path):
     assert not events.Tags()["images"]
     with pytest.raises(ValueError, match="mask_images_every_n_epochs=-1"):
         AuxMaskPruning(mask_images_every_n_epochs=-1)
+
+
+@pytest.mark.parametrize(
+    ("granularity", "files"),
+    [("weight", {"baked_state_dict.pt", "sparse.pt"}), ("neuron", {"baked_state_dict.pt", "shrunk.pt"})],
+)
+def test_the_pruned_model_is_logged_as_a_wandb_artifact(tmp_path, monkeypatch, granularity, files):
+    pytest.importorskip("wandb")
+    from lightning.pytorch.loggers import WandbLogger
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    logger = WandbLogger(project="auxprune-test", save_dir=str(tmp_path))
+    logged = []
+    monkeypatch.setattr(type(logger.experiment), "log_artifact", lambda run, artifact, *a, **k: logged.append(artifact))
+    torch.manual_seed(0)
+    model = TinyNet()
+    model.example_input_array = torch.zeros(2, 16)
+    cb = AuxMaskPruning(strength=2e-3, aux_lr=0.05, granularity=granularity, print_table=False)
+    tiny_trainer(tmp_path, 2, [cb], logger=[logger]).fit(model, toy_loader())
+    logger.experiment.finish()
+    (artifact,) = [a for a in logged if a.type == "model"]  # (the layer table is a run_table artifact)
+    assert artifact.type == "model" and artifact.name.startswith("auxprune-model-")
+    assert set(artifact.manifest.entries) == files
+    assert 0.0 <= artifact.metadata["sparsity"] < 1.0 and artifact.metadata["granularity"] == granularity
