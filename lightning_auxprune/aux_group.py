@@ -1,10 +1,13 @@
 """The optimizer's named ``"auxprune"`` parameter group holding every auxiliary mask.
 
-:func:`attach_aux_group` moves the mask parameters out of the user's groups (a
+[`attach_aux_group`][lightning_auxprune.aux_group.attach_aux_group] moves the mask parameters out of the user's groups
+(a
 ``configure_optimizers`` that passes ``self.parameters()`` includes them) into one group with
-its own learning rate and no weight decay. :func:`align_schedulers` makes LR schedulers built
+its own learning rate and no weight decay. [`align_schedulers`][lightning_auxprune.aux_group.align_schedulers] makes LR
+schedulers built
 before the group existed aware of it, so none of them crashes or silently misses it; whether
-the schedule then applies to the aux group is decided by :func:`aux_lr` and re-applied by the
+the schedule then applies to the aux group is decided by [`aux_lr`][lightning_auxprune.aux_group.aux_lr] and re-applied
+by the
 caller before each step.
 
 Example:
@@ -102,7 +105,7 @@ def align_schedulers(schedulers: Iterable[Any], optimizer: torch.optim.Optimizer
     (``LambdaLR``, ``MultiplicativeLR``), ``min_lrs`` (``ReduceLROnPlateau``), ``max_lrs``
     and ``base_momentums``/``max_momentums`` (``CyclicLR``) and nested schedulers
     (``SequentialLR``, ``ChainedScheduler``).
-    ``OneCycleLR``'s per-group keys were copied by :func:`attach_aux_group`.
+    ``OneCycleLR``'s per-group keys were copied by [`attach_aux_group`][lightning_auxprune.aux_group.attach_aux_group].
 
     Example:
         >>> p, m = torch.nn.Parameter(torch.ones(1)), torch.nn.Parameter(torch.ones(1))

@@ -12,7 +12,8 @@ small ones. ``"normalized_sgd"`` divides each layer's M gradient by its root mea
 every layer's masks move at the same overall rate while the ranking inside a layer (and the
 balance of data gradient and regularizer) stays SGD's.
 
-:func:`aux_sgd_step` applies that update for all layers with multi-tensor kernels (torch's fused
+[`aux_sgd_step`][lightning_auxprune.aux_sgd.aux_sgd_step] applies that update for all layers with multi-tensor kernels
+(torch's fused
 SGD, which skips the step on the device when a gradient is not finite, without a host sync) and
 clears the gradients, so the user's optimizer skips the masks (optimizers skip parameters whose
 ``grad`` is ``None``).

@@ -88,7 +88,7 @@ def bake(model: nn.Module, inplace: bool = False) -> nn.Module:
     """Return ``model`` with ``W * h(M)`` written into each masked weight (and gated bias).
 
     Args:
-        model: A model patched by :func:`~lightning_auxprune.patch.patch_model` (or the callback).
+        model: A model patched by [`patch_model`][lightning_auxprune.patch.patch_model] (or the callback).
         inplace: Modify ``model`` itself instead of a deep copy.
 
     Raises:
@@ -116,7 +116,7 @@ def bake_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.T
     ``<layer>.parametrizations.weight.original`` and ``<layer>.parametrizations.weight.0.aux``
     become ``<layer>.weight = W * h(M)``; a gated bias likewise. Other keys pass through.
     A state_dict does not say which BatchNorm follows which neuron-masked layer: for neuron
-    granularity with BatchNorm, bake the model with :func:`bake` instead.
+    granularity with BatchNorm, bake the model with [`bake`][lightning_auxprune.bake.bake] instead.
 
     Example:
         >>> sd = {"fc.parametrizations.weight.original": torch.ones(1, 2),

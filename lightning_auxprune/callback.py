@@ -1,6 +1,6 @@
 """``AuxMaskPruning``: AutoPrune as a Lightning callback (the only module that imports Lightning).
 
-The method itself lives in :class:`~lightning_auxprune.pruner.AuxPruner` (plain torch); this
+The method itself lives in [`AuxPruner`][lightning_auxprune.pruner.AuxPruner] (plain torch); this
 callback turns the Trainer's state into the pruner's calls. Its hooks, in the order they run:
 
 * ``setup``: ``pruner.attach`` gives the layers their masks (``torch.nn.utils.parametrize``)
@@ -100,7 +100,7 @@ class AuxMaskPruning(Callback):
         aux_lr: Learning rate of the ``"auxprune"`` parameter group.
         aux_optimizer: What steps M: ``"shared"`` (the user's optimizer, through the
             ``"auxprune"`` group), ``"sgd"`` (plain SGD at the aux lr, applied by this callback,
-            see :mod:`lightning_auxprune.aux_sgd`; the group stays, without gradients) or
+            see [`lightning_auxprune.aux_sgd`][lightning_auxprune.aux_sgd]; the group stays, without gradients) or
             ``"normalized_sgd"`` (the same with each layer's M gradient divided by its RMS).
         aux_lr_mode: ``"fixed"`` (the aux lr never changes; LR schedulers do not touch it) or
             ``"follow"`` (scaled by the factor the scheduler applies to parameter group 0).
@@ -116,7 +116,7 @@ class AuxMaskPruning(Callback):
             pre-step values after each optimizer step, so weight decay and momentum cannot move
             them and a recovered weight returns with its old value.
         target_sparsity: Fraction of the masked weights to prune. lambda is then controlled
-            (:class:`~lightning_auxprune.controller.TargetController`) so that the pruned fraction
+            ([`TargetController`][lightning_auxprune.controller.TargetController]) so that the pruned fraction
             follows a cubic ramp from 0 at ``warmup`` to this value.
         target_flops: Fraction of the model's dense FLOPs to keep (e.g. ``0.25``); controlled the
             same way. At most one of ``target_sparsity`` and ``target_flops``.
@@ -311,7 +311,8 @@ class AuxMaskPruning(Callback):
 
         One dense warm-up epoch; lambda (from 1e-4) is steered so that the pruned fraction
         follows a cubic ramp that reaches the target 2 epochs before the masks freeze at 3/4 of
-        the budget; ``aux_lr=5e-3``; the rest as :meth:`paper`. This is ``autoprune_target`` of
+        the budget; ``aux_lr=5e-3``; the rest as [`paper`][lightning_auxprune.callback.AuxMaskPruning.paper]. This is
+        ``autoprune_target`` of
         ``benchmarks/compare.py``; docs/benchmarks.md has what it measured, including where it
         loses to gradual magnitude pruning. ``overrides`` replace any of these arguments;
         ``aux_optimizer="sgd", aux_lr=1.0, strength=1e-3, target_min_strength=1e-5``
@@ -785,13 +786,13 @@ class AuxMaskPruning(Callback):
     def bake(self, model: nn.Module) -> nn.Module:
         """A copy of ``model`` with the masks multiplied in and the original ``state_dict`` keys.
 
-        See :func:`lightning_auxprune.bake.bake`.
+        See [`lightning_auxprune.bake.bake`][lightning_auxprune.bake.bake].
         """
         return bake(model)
 
     def shrink(self, model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error") -> ShrinkResult:
         """A smaller dense copy of a neuron-pruned ``model`` without its closed units.
 
-        See :func:`lightning_auxprune.shrink.shrink`.
+        See [`lightning_auxprune.shrink.shrink`][lightning_auxprune.shrink.shrink].
         """
         return shrink(model, example_inputs, on_unsafe=on_unsafe)

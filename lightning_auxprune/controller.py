@@ -12,7 +12,8 @@ The target itself ramps up cubically (the schedule of gradual magnitude pruning,
 
 The controller's state lives on the masks' device as float64 tensors: the measured fraction
 comes from the masks without a host sync, and lambda goes to the regularizer the same way.
-Reading :attr:`TargetController.strength` or :attr:`~TargetController.output` synchronises.
+Reading [`TargetController.strength`][lightning_auxprune.controller.TargetController.strength] or
+[`output`][lightning_auxprune.controller.TargetController.output] synchronises.
 
 Example:
     >>> c = TargetController(final=0.9, start=0.0, end=10.0, strength=1e-4)

@@ -1,6 +1,7 @@
 """Counting mask prune events (open -> closed) and recovery events (closed -> open), on the device.
 
-:meth:`MaskEvents.record` compares the gates h(M) before and after an optimizer step. Counting
+[`MaskEvents.record`][lightning_auxprune.events.MaskEvents.record] compares the gates h(M) before and after an
+optimizer step. Counting
 happens on the masks' device (the number of flipped entries is an L1 norm of the gate change,
 for all layers in one multi-tensor kernel); the totals are read back only when they are logged
 or saved. ``recovered_total - pruned_total`` always equals the change in the number of open mask
@@ -37,7 +38,7 @@ def _total(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 class MaskEvents:
-    """Running totals of prune and recovery events, and counts since the last :meth:`take`."""
+    """Running totals of prune and recovery events, and counts since the last ``take``."""
 
     def __init__(self) -> None:
         self.counts = torch.zeros(4, dtype=COUNT_DTYPE)
@@ -105,7 +106,7 @@ class MaskEvents:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned.
+        """Restore what [`state_dict`][lightning_auxprune.events.MaskEvents.state_dict] returned.
 
         A ``"previous"`` entry (version 0.1) is ignored: the gates are read from the masks.
         """

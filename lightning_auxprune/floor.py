@@ -1,7 +1,8 @@
 """A floor under each layer's open units, so that neuron pruning cannot close a layer entirely.
 
 A layer whose units all close outputs zeros (or BatchNorm's constant): the network falls to chance
-while the pruned fraction looks like progress. :class:`UnitFloor` keeps the ``k`` most open units of
+while the pruned fraction looks like progress. [`UnitFloor`][lightning_auxprune.floor.UnitFloor] keeps the ``k`` most
+open units of
 every neuron-masked layer open: after each mask update, in a layer whose ``k``-th largest m is not
 positive, those ``k`` units are lifted to a small positive value (the rest are left alone, so
 they can still close). ``k = max(min_units, ceil(min_fraction * units))``, at most the layer's units.

@@ -1,11 +1,13 @@
-"""FLOP accounting, counted by :class:`torch.utils.flop_counter.FlopCounterMode`.
+"""FLOP accounting, counted by [`torch.utils.flop_counter.FlopCounterMode`][torch.utils.flop_counter.FlopCounterMode].
 
 The same functions serve the callback's logging, the export and the benchmarks:
 
-* :func:`count_flops` counts a whole model's forward FLOPs on an example input;
-* :class:`LayerFlops` records each Linear/Conv layer's input shape during a real forward pass
+* [`count_flops`][lightning_auxprune.flops.count_flops] counts a whole model's forward FLOPs on an example input;
+* [`LayerFlops`][lightning_auxprune.flops.LayerFlops] records each Linear/Conv layer's input shape during a real
+  forward pass
   and counts that layer's dense FLOPs (batch size 1);
-* :func:`nonzero_flops` scales a layer's dense FLOPs by its weight density. Every weight of a
+* [`nonzero_flops`][lightning_auxprune.flops.nonzero_flops] scales a layer's dense FLOPs by its weight density. Every
+  weight of a
   Linear/Conv layer takes part in the same number of multiply-adds per sample, so this is the
   exact number of FLOPs whose weight operand is non-zero.
 
@@ -65,9 +67,11 @@ def nonzero_flops(dense_flops: int, density: float) -> float:
 class LayerFlops:
     """Per-layer dense FLOPs of every Linear/Conv layer, from shapes seen in a real forward.
 
-    Call :meth:`attach` before a forward pass; each hook records its layer's input shape on the
+    Call [`attach`][lightning_auxprune.flops.LayerFlops.attach] before a forward pass; each hook records its layer's
+    input shape on the
     layer's first call and removes itself, so later steps run without hooks (a compiled model
-    recompiles at most once). :meth:`dense` then counts each layer on a zero input of batch 1.
+    recompiles at most once). [`dense`][lightning_auxprune.flops.LayerFlops.dense] then counts each layer on a zero
+    input of batch 1.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
@@ -141,7 +145,7 @@ class LayerFlops:
         return kept / total if total else 1.0
 
     def linear_ratio(self, model: nn.Module, masked: list[str]) -> tuple[float, list[float]]:
-        """The ratio of :meth:`ratio` as ``base + sum(coefficient[i] * density[i])`` over ``masked``.
+        """``ratio`` as ``base + sum(coefficient[i] * density[i])`` over the ``masked`` layers.
 
         ``base`` is the share of the FLOPs in layers left dense; the coefficients are the masked
         layers' shares. A training step evaluates this on the device from the masks' densities.

@@ -7,7 +7,8 @@ So the BatchNorm's output is multiplied by the same gate ``h(m)``.
 
 Which BatchNorm follows which layer is found during the forward pass: a BatchNorm whose input
 tensor *is* (by identity) the latest output of a masked layer is paired with it, once and for
-all. :func:`fold_followers` writes the gates into the BatchNorms' affine parameters (``bake``
+all. [`fold_followers`][lightning_auxprune.follower.fold_followers] writes the gates into the BatchNorms' affine
+parameters (``bake``
 does this).
 
 Example:

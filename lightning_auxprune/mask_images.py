@@ -1,10 +1,12 @@
 """Pictures of the masks: which weights or units are open, and how close each m is to flipping.
 
-:func:`mask_image` turns a layer's gate h(M) into a grey image in [0, 1] (1 = open): for weight
+[`mask_image`][lightning_auxprune.mask_images.mask_image] turns a layer's gate h(M) into a grey image in [0, 1] (1 =
+open): for weight
 masks the weight matrix, output units as rows and the fan-in as columns (a convolution's kernel
 flattened into its row); for neuron masks a strip with one column per unit. Layers larger than
 ``max_side`` in either direction are averaged down, so a pixel shows the density of the block of
-weights it covers. :func:`mask_values` are the m themselves for a histogram: a mass near 0 is
+weights it covers. [`mask_values`][lightning_auxprune.mask_images.mask_values] are the m themselves for a histogram: a
+mass near 0 is
 masks about to flip.
 
 Example:

@@ -2,12 +2,15 @@
 
 A training step touches every mask several times (regularizer, aux step, restore, statistics,
 events). Doing that with one Python loop of small kernels per layer makes the step host-bound on
-a GPU. :class:`MaskSet` keeps the masks' tensors in lists and computes what the step needs with
+a GPU. [`MaskSet`][lightning_auxprune.mask_set.MaskSet] keeps the masks' tensors in lists and computes what the step
+needs with
 one multi-tensor kernel per operation, for all layers at once, without reading anything back to
 the host:
 
-* :meth:`MaskSet.hard_gates` is ``h(M) = 1[M > 0]`` for every layer (``sign`` clamped at 0);
-* :meth:`MaskSet.open_entries` counts the open entries per layer (an L1 norm of the gates) into
+* [`MaskSet.hard_gates`][lightning_auxprune.mask_set.MaskSet.hard_gates] is ``h(M) = 1[M > 0]`` for every layer
+  (``sign`` clamped at 0);
+* [`MaskSet.open_entries`][lightning_auxprune.mask_set.MaskSet.open_entries] counts the open entries per layer (an L1
+  norm of the gates) into
   one device tensor.
 
 Example:
@@ -44,7 +47,8 @@ EXACT_IN_FLOAT32 = 2**24
 def hard_gates(scores: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """``h(m) = 1[m > 0]`` for a list of tensors: ``sign(m)`` clamped at 0, two multi-tensor kernels.
 
-    Like the forward pass (``m > 0``), a NaN reads as 0: :meth:`MaskSet.nonfinite_layers` finds them.
+    Like the forward pass (``m > 0``), a NaN reads as 0:
+    [`MaskSet.nonfinite_layers`][lightning_auxprune.mask_set.MaskSet.nonfinite_layers] finds them.
 
     Example:
         >>> hard_gates([torch.tensor([-1.0, 0.0, 1e-30, 3.0])])
@@ -82,11 +86,11 @@ class MaskSet:
     """The masks of a model in ``named_modules`` order, with per-layer sizes as device tensors.
 
     Args:
-        masks: ``{layer_name: AuxMask}``, as returned by :func:`~lightning_auxprune.patch.patch_model`.
+        masks: ``{layer_name: AuxMask}``, as returned by [`patch_model`][lightning_auxprune.patch.patch_model].
 
     Attributes:
         names: Layer names.
-        masks: The :class:`AuxMask` modules.
+        masks: The [`AuxMask`][lightning_auxprune.parametrization.AuxMask] modules.
         aux: The M parameters (float32), one per layer.
         entries: Mask entries per layer (weights, or units for neuron masks), float64.
         fan_in: Weights per mask entry (1, or a unit's fan-in), float64.
@@ -124,7 +128,7 @@ class MaskSet:
         self.weights = self.weights.to(device)
 
     def hard_gates(self) -> list[torch.Tensor]:
-        """``h(M) = 1[M > 0]`` per layer, float32 (see :func:`hard_gates`)."""
+        """``h(M) = 1[M > 0]`` per layer, float32 (see [`hard_gates`][lightning_auxprune.mask_set.hard_gates])."""
         return hard_gates(self.aux)
 
     def nonfinite_layers(self) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Validated options of the AutoPrune method (mask granularity, gradient rules, init).
 
 Every choice the paper leaves open is a field here with a default. Validation is eager: a
-bad value raises a :class:`ValueError` that says what is accepted.
+bad value raises a `ValueError` that says what is accepted.
 
 Example:
     >>> opts = MaskOptions(granularity="neuron", ste="softplus", beta=5.0)

@@ -1,7 +1,9 @@
 """``torch.nn.utils.parametrize`` modules that hold the auxiliary parameters M of one layer.
 
-:class:`AuxMask` is registered on a layer's ``weight``: it owns the trainable ``aux`` parameter
-(M) and turns the stored weight W into ``W * h(M)``. For neuron granularity :class:`BiasGate`
+[`AuxMask`][lightning_auxprune.parametrization.AuxMask] is registered on a layer's ``weight``: it owns the trainable
+``aux`` parameter
+(M) and turns the stored weight W into ``W * h(M)``. For neuron granularity
+[`BiasGate`][lightning_auxprune.parametrization.BiasGate]
 gates the layer's bias with the same M, so a pruned unit outputs exactly zero.
 
 Example:
@@ -105,7 +107,7 @@ class AuxMask(nn.Module):
 
 
 class BiasGate(nn.Module):
-    """Parametrization ``b -> b * h(M)`` reusing a neuron-granularity :class:`AuxMask`'s M.
+    """Parametrization ``b -> b * h(M)`` reusing a neuron-granularity ``AuxMask``'s M.
 
     The M parameter is referenced, not registered, so it appears once in ``parameters()`` and
     in the state dict.

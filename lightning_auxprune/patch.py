@@ -38,7 +38,7 @@ def is_wrapper(module: nn.Module) -> bool:
 
 
 def mask_of(module: nn.Module) -> AuxMask | None:
-    """The :class:`AuxMask` parametrizing ``module.weight``, or ``None``.
+    """The [`AuxMask`][lightning_auxprune.parametrization.AuxMask] parametrizing ``module.weight``, or ``None``.
 
     Example:
         >>> mask_of(nn.Linear(2, 2)) is None
@@ -70,7 +70,7 @@ def find_masks(model: nn.Module) -> dict[str, AuxMask]:
 
 
 def patch_layer(module: nn.Module, options: MaskOptions) -> AuxMask:
-    """Register an :class:`AuxMask` on ``module.weight`` (and a :class:`BiasGate` on its bias).
+    """Register an ``AuxMask`` on ``module.weight`` (and a ``BiasGate`` on its bias).
 
     The bias is gated for neuron granularity only. A layer that already has a mask keeps it,
     if the options agree. A frozen layer (``weight.requires_grad`` False) gets a frozen mask.
@@ -111,7 +111,7 @@ def patch_model(model: nn.Module, layer_names: Sequence[str], options: MaskOptio
     """Attach masks to the named layers; returns ``{layer_name: AuxMask}``.
 
     For neuron granularity, a BatchNorm directly fed by a masked layer is gated with the same
-    mask (see :mod:`lightning_auxprune.follower`).
+    mask (see [`lightning_auxprune.follower`][lightning_auxprune.follower]).
 
     Example:
         >>> net = nn.Sequential(nn.Linear(2, 2))

@@ -19,7 +19,8 @@ statistics. A training loop calls it at two points of every optimizer step::
 
 Positions are numbers in the unit of ``warmup``, ``ramp`` and ``freeze`` (steps above; the
 Lightning callback uses epochs or steps). Nothing in a step reads the device: statistics, event
-counts and lambda stay device tensors until :meth:`AuxPruner.metrics` reads them all at once, and
+counts and lambda stay device tensors until [`AuxPruner.metrics`][lightning_auxprune.pruner.AuxPruner.metrics] reads
+them all at once, and
 every per-layer operation is one multi-tensor kernel over all masks.
 
 Example:
@@ -86,7 +87,7 @@ class UnreachableTargetError(ValueError):
 
 @dataclass
 class _StepState:
-    """What the pruner keeps on the masks' device between steps (rebuilt by :meth:`AuxPruner.reset`)."""
+    """What the pruner keeps on the masks' device between steps (rebuilt after ``reset``)."""
 
     gates: list[torch.Tensor]  # h(M) in force for the next optimizer step
     open: torch.Tensor  # open entries per layer, [L] float64
@@ -111,8 +112,10 @@ class AuxPruner:
         init_scale: Scale of M's initial value (> 0).
         aux_lr: Learning rate of M (the aux parameter group's, or the plain-SGD step's).
         aux_optimizer: What steps M: ``"shared"`` (the caller's optimizer, through a parameter
-            group of :meth:`aux_parameters`), ``"sgd"`` (plain SGD at the aux lr, applied in
-            :meth:`before_optimizer_step`; M's gradients are then cleared, so the caller's
+            group of [`aux_parameters`][lightning_auxprune.pruner.AuxPruner.aux_parameters]), ``"sgd"`` (plain SGD at
+            the aux lr, applied in
+            [`before_optimizer_step`][lightning_auxprune.pruner.AuxPruner.before_optimizer_step]; M's gradients are
+            then cleared, so the caller's
             optimizer skips them) or ``"normalized_sgd"`` (the same with each layer's M gradient
             divided by its RMS).
         include: Regexes (full match on module names); only matching layers are pruned.
@@ -134,9 +137,9 @@ class AuxPruner:
         target_min_strength: The lowest lambda the controller goes to, in (0, ``strength``].
         target_tolerance: How far past a target pruning may go at most: the kept fraction never
             falls below ``(1 - tolerance)`` times the target's (see
-            :mod:`lightning_auxprune.target_bound`), in [0, 1).
+            [`lightning_auxprune.target_bound`][lightning_auxprune.target_bound]), in [0, 1).
         min_units: Neuron granularity: units of each layer kept open at least (see
-            :mod:`lightning_auxprune.floor`); 0 with ``min_unit_fraction=0`` lets a layer close.
+            [`lightning_auxprune.floor`][lightning_auxprune.floor]); 0 with ``min_unit_fraction=0`` lets a layer close.
         min_unit_fraction: Neuron granularity: fraction of each layer's units kept open at least.
         keep_output_layer: Neuron granularity: leave the model's output layer (its last
             Linear/Conv layer) dense, since its units are the model's outputs (classes).
@@ -229,7 +232,7 @@ class AuxPruner:
         self.keep_output_layer = keep_output_layer
         self.floor: UnitFloor | None = None
         self.collapsed: list[str] = []
-        """Layers with no open mask entry at the last :meth:`metrics`."""
+        """Layers with no open mask entry at the last [`metrics`][lightning_auxprune.pruner.AuxPruner.metrics]."""
 
         self.masks: dict[str, AuxMask] = {}
         self.events = MaskEvents()
@@ -238,7 +241,8 @@ class AuxPruner:
         self._set = MaskSet({})
         self._state: _StepState | None = None
         self.nonfinite: list[str] = []
-        """Layers whose masks held a NaN or an infinity at the last :meth:`metrics` (they read as pruned)."""
+        """Layers whose masks held a NaN or an infinity at the last
+        [`metrics`][lightning_auxprune.pruner.AuxPruner.metrics] (they read as pruned)."""
 
     def _make_controller(
         self,
@@ -511,7 +515,8 @@ class AuxPruner:
         Keys: ``auxprune/sparsity``, ``compression``, ``lambda``, ``phase``, ``regularizer``,
         ``pruned``/``recovered`` (since the last call), ``pruned_total``/``recovered_total``,
         ``target`` (with a target), ``flops_ratio`` (once a forward pass was seen),
-        ``nonfinite_layers`` (layers whose M is NaN or infinite, listed in :attr:`nonfinite`:
+        ``nonfinite_layers`` (layers whose M is NaN or infinite, listed in
+        [`nonfinite`][lightning_auxprune.pruner.AuxPruner.nonfinite]:
         they read as pruned, so the other figures are then not meaningful) and ``density/<layer>``.
         """
         state = self._step_state()
@@ -646,15 +651,16 @@ class AuxPruner:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> list[str]:
-        """Resume from :meth:`state_dict` (or from a version-0.1 callback state).
+        """Resume from ``state_dict`` (or from a version-0.1 callback state).
 
         Returns:
             Differences between the saved settings and this pruner's that change the run's
             course (schedule, strength, regularizer, target), for the caller to report.
 
         Raises:
-            ValueError: If the masks were trained with other :class:`MaskOptions` (granularity,
-                STE, gradient rules): such masks cannot be continued.
+            ValueError: If the masks were trained with other
+                [`MaskOptions`][lightning_auxprune.options.MaskOptions] (granularity, STE, gradient
+                rules): such masks cannot be continued.
 
         """
         state = upgrade_state(state)

@@ -4,7 +4,8 @@
   reaches M through the STE: ``dR/dm = h'(m)``.
 * ``"l1"``: ``R = sum |m|``, gradient ``sgn(m)``.
 
-The gradient is added to ``M.grad`` directly (:func:`add_regularizer_grad`), which is what
+The gradient is added to ``M.grad`` directly
+([`add_regularizer_grad`][lightning_auxprune.regularizer.add_regularizer_grad]), which is what
 ``backward`` on ``loss + lambda * R`` would produce, without touching the user's loss, and only
 to masks that received a data gradient in this step: a frozen layer (``requires_grad=False``,
 e.g. by ``BackboneFinetuning``) or a skipped batch (``training_step`` returned ``None``) is not

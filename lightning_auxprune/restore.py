@@ -41,7 +41,8 @@ class PrunedWeights:
         tensors: The stored weights W (the parametrizations' ``original``; biases of neuron
             masks too).
         layers: For each tensor, the index of its layer's gate in the gate lists passed to
-            :meth:`park` and :meth:`restore` (a neuron mask gates a weight and a bias).
+            [`park`][lightning_auxprune.restore.PrunedWeights.park] and
+            [`restore`][lightning_auxprune.restore.PrunedWeights.restore] (a neuron mask gates a weight and a bias).
 
     """
 

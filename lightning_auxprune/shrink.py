@@ -50,7 +50,7 @@ class UnsafeShrinkError(ValueError):
 
 @dataclass
 class ShrinkResult:
-    """What :func:`shrink` produced.
+    """What [`shrink`][lightning_auxprune.shrink.shrink] produced.
 
     Attributes:
         model: The shrunk plain model (eval mode).
@@ -215,7 +215,8 @@ def save_shrunk(model: nn.Module, path: str) -> None:
     """Save a shrunk model as its ``state_dict`` plus the new layer widths.
 
     ``torch.save(model, path)`` also works (the shrunk model is a plain module); this form
-    loads into a fresh instance of the original architecture with :func:`load_shrunk`.
+    loads into a fresh instance of the original architecture with
+    [`load_shrunk`][lightning_auxprune.shrink.load_shrunk].
     """
     torch.save({"state_dict": model.state_dict(), "widths": layer_widths(model)}, path)
 

@@ -1,9 +1,11 @@
 """Compact export of an unstructured (weight-granularity) pruned model: CSR per weight tensor.
 
-:func:`save_sparse` bakes the model (if it is patched) and stores every floating-point tensor
+[`save_sparse`][lightning_auxprune.sparse_export.save_sparse] bakes the model (if it is patched) and stores every
+floating-point tensor
 of rank >= 2 whose sparsity reaches ``min_sparsity`` as CSR of its ``[rows, -1]`` view, with
 int32 indices (8 bytes per non-zero instead of 4 per entry: smaller from 50% sparsity on).
-Other tensors are stored dense. :func:`load_sparse` returns the ordinary dense ``state_dict``.
+Other tensors are stored dense. [`load_sparse`][lightning_auxprune.sparse_export.load_sparse] returns the ordinary
+dense ``state_dict``.
 
 Example:
     >>> import io, torch
@@ -91,7 +93,7 @@ def save_sparse(
 
 
 def load_sparse(file: str | os.PathLike[str] | IO[bytes]) -> dict[str, torch.Tensor]:
-    """Read a file written by :func:`save_sparse` back into a dense ``state_dict``.
+    """Read a file written by ``save_sparse`` back into a dense ``state_dict``.
 
     Raises:
         ValueError: If the file is not in this format.

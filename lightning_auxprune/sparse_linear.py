@@ -2,7 +2,7 @@
 
 Only worth it where measured faster: ``benchmarks/sparse_linear.py`` times dense vs CSR
 matrix products and ``docs/export.md`` shows from which sparsity CSR wins. The default
-``min_sparsity`` of :func:`sparsify_linear` comes from that measurement.
+``min_sparsity`` of [`sparsify_linear`][lightning_auxprune.sparse_linear.sparsify_linear] comes from that measurement.
 
 Example:
     >>> import torch

@@ -75,7 +75,7 @@ class Summary:
 
 
 def layer_stats(masks: Mapping[str, AuxMask]) -> list[LayerStats]:
-    """One :class:`LayerStats` per masked layer, in ``masks`` order."""
+    """One [`LayerStats`][lightning_auxprune.statistics.LayerStats] per masked layer, in ``masks`` order."""
     result = []
     for name, mask in masks.items():
         gate = mask.gate()

@@ -1,6 +1,6 @@
 r"""Choosing which layers get auxiliary masks: by type and by module-name regex.
 
-Patterns are matched with :func:`re.fullmatch` against names from ``model.named_modules()``
+Patterns are matched with [`re.fullmatch`][re.fullmatch] against names from ``model.named_modules()``
 (e.g. ``"features.0"``, ``"classifier\\..*"``). Every pattern must match at least one prunable
 layer, so a typo is an error rather than a silently dense layer.
 
@@ -146,7 +146,7 @@ def select_layers(
         model: The model to search.
         include: Regexes; if given, only layers whose full name matches one are kept.
         exclude: Regexes; layers whose full name matches one are dropped.
-        types: Layer type names (see :data:`SUPPORTED_TYPES`); default all.
+        types: Layer type names (see ``SUPPORTED_TYPES``); default all.
 
     Raises:
         ValueError: If the model has no prunable layer, a pattern matches no prunable layer,
