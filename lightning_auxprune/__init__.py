@@ -1,6 +1,6 @@
 """lightning-auxprune: learned, recoverable network pruning (AutoPrune) for PyTorch Lightning.
 
-Example:
+Examples:
     >>> from lightning_auxprune import AuxMaskPruning, AuxPruner, bake
     >>> callback = AuxMaskPruning(strength=1e-4)  # Lightning
     >>> pruner = AuxPruner(strength=1e-4)  # plain PyTorch or Fabric

@@ -10,7 +10,7 @@ the schedule then applies to the aux group is decided by [`aux_lr`][lightning_au
 by the
 caller before each step.
 
-Example:
+Examples:
     >>> import torch
     >>> w, m = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
     >>> opt = torch.optim.SGD([w, m], lr=0.1, weight_decay=1e-4)
@@ -107,7 +107,7 @@ def align_schedulers(schedulers: Iterable[Any], optimizer: torch.optim.Optimizer
     (``SequentialLR``, ``ChainedScheduler``).
     ``OneCycleLR``'s per-group keys were copied by [`attach_aux_group`][lightning_auxprune.aux_group.attach_aux_group].
 
-    Example:
+    Examples:
         >>> p, m = torch.nn.Parameter(torch.ones(1)), torch.nn.Parameter(torch.ones(1))
         >>> opt = torch.optim.SGD([p, m], lr=0.1)
         >>> sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1)
@@ -135,7 +135,7 @@ def aux_lr(optimizer: torch.optim.Optimizer, base: float, mode: AuxLrMode) -> fl
     ``"fixed"``: always ``base``. ``"follow"``: ``base`` times the ratio of group 0's current
     lr to its ``initial_lr`` (the factor the user's scheduler has applied so far).
 
-    Example:
+    Examples:
         >>> p = torch.nn.Parameter(torch.ones(1))
         >>> opt = torch.optim.SGD([{"params": [p], "lr": 0.05, "initial_lr": 0.1}])
         >>> aux_lr(opt, 1e-2, "follow")

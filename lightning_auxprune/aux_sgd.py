@@ -18,7 +18,7 @@ SGD, which skips the step on the device when a gradient is not finite, without a
 clears the gradients, so the user's optimizer skips the masks (optimizers skip parameters whose
 ``grad`` is ``None``).
 
-Example:
+Examples:
     >>> import torch
     >>> m = torch.nn.Parameter(torch.ones(3))
     >>> m.grad = torch.tensor([0.5, -1.0, 0.0])
@@ -58,7 +58,7 @@ def aux_sgd_step(params: Sequence[nn.Parameter], lr: float, normalize: bool = Fa
         A 0-d bool tensor on the parameters' device: whether the step was applied. Reading it
         synchronises with the device; the step itself does not.
 
-    Example:
+    Examples:
         >>> m = torch.nn.Parameter(torch.zeros(2))
         >>> m.grad = torch.tensor([3.0, -4.0])  # rms 3.536
         >>> _ = aux_sgd_step([m], lr=1.0, normalize=True)

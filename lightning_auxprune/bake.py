@@ -3,7 +3,7 @@
 The baked model has exactly the original model's ``state_dict`` keys and loads into a fresh,
 never-patched instance of the same architecture.
 
-Example:
+Examples:
     >>> import torch
     >>> from torch import nn
     >>> from lightning_auxprune.patch import patch_model
@@ -118,7 +118,7 @@ def bake_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.T
     A state_dict does not say which BatchNorm follows which neuron-masked layer: for neuron
     granularity with BatchNorm, bake the model with [`bake`][lightning_auxprune.bake.bake] instead.
 
-    Example:
+    Examples:
         >>> sd = {"fc.parametrizations.weight.original": torch.ones(1, 2),
         ...       "fc.parametrizations.weight.0.aux": torch.tensor([[1.0, -1.0]]),
         ...       "fc.bias": torch.zeros(1)}

@@ -21,7 +21,7 @@ callback turns the Trainer's state into the pruner's calls. Its hooks, in the or
   ``callback_metrics`` (for ``ModelCheckpoint``/``EarlyStopping``);
 * ``on_fit_end``: the per-layer table, and a warning when a target was missed.
 
-Example:
+Examples:
     >>> from lightning.pytorch import Trainer
     >>> pruning = AuxMaskPruning(strength=1e-4, aux_lr=1e-2, warmup=1, freeze=8)
     >>> trainer = Trainer(max_epochs=10, callbacks=[pruning])  # doctest: +SKIP
@@ -146,7 +146,7 @@ class AuxMaskPruning(Callback):
             shrunk model (neuron masks, when the module has an ``example_input_array``), with the
             sparsity, compression, FLOPs ratio and logged accuracies as metadata.
 
-    Example:
+    Examples:
         >>> cb = AuxMaskPruning(granularity="neuron", exclude=["classifier\\\\.2"])
         >>> cb.options.granularity
         'neuron'
@@ -272,7 +272,7 @@ class AuxMaskPruning(Callback):
         The choices are spelled out here, so they stay the paper's even if the defaults change.
         ``overrides`` are any other constructor arguments (layer selection, logging, ...).
 
-        Example:
+        Examples:
             >>> cb = AuxMaskPruning.paper(strength=3e-4, exclude=["fc2"])
             >>> cb.options.rule, cb.controller is None, cb.schedule.freeze
             ('sign', True, None)
@@ -318,7 +318,7 @@ class AuxMaskPruning(Callback):
         ``aux_optimizer="sgd", aux_lr=1.0, strength=1e-3, target_min_strength=1e-5``
         (``autoprune_target_sgd_floor``) measured better than GMP at weight granularity.
 
-        Example:
+        Examples:
             >>> cb = AuxMaskPruning.recipe(max_epochs=16, target_sparsity=0.99)
             >>> cb.schedule.warmup, cb.schedule.ramp, cb.schedule.freeze, cb.controller.final
             (1.0, 9, 12, 0.99)

@@ -15,7 +15,7 @@ comes from the masks without a host sync, and lambda goes to the regularizer the
 Reading [`TargetController.strength`][lightning_auxprune.controller.TargetController.strength] or
 [`output`][lightning_auxprune.controller.TargetController.output] synchronises.
 
-Example:
+Examples:
     >>> c = TargetController(final=0.9, start=0.0, end=10.0, strength=1e-4)
     >>> round(c.target_at(5.0), 4), c.target_at(20.0)
     (0.7875, 0.9)
@@ -115,7 +115,7 @@ class TargetController:
     def update(self, position: float, achieved: torch.Tensor | float) -> torch.Tensor:
         """Move lambda after one step given the ``achieved`` removed fraction; return it (0-d tensor).
 
-        Example:
+        Examples:
             >>> c = TargetController(final=0.5, start=0, end=1, strength=1e-3)
             >>> bool(c.update(1.0, achieved=0.75) < 1e-3)   # ahead of the target: lambda shrinks
             True

@@ -7,7 +7,7 @@ for all layers in one multi-tensor kernel); the totals are read back only when t
 or saved. ``recovered_total - pruned_total`` always equals the change in the number of open mask
 entries since counting started.
 
-Example:
+Examples:
     >>> import torch
     >>> before = [torch.tensor([1.0, 1.0, 0.0])]
     >>> after = [torch.tensor([0.0, 1.0, 1.0])]
@@ -86,7 +86,7 @@ class MaskEvents:
     def take(self) -> tuple[int, int]:
         """Return ``(pruned, recovered)`` since the last call and reset those counters.
 
-        Example:
+        Examples:
             >>> MaskEvents().take()
             (0, 0)
 

@@ -10,7 +10,7 @@ they can still close). ``k = max(min_units, ceil(min_fraction * units))``, at mo
 Everything runs on the device with a fixed number of kernels, whatever the number of layers:
 the masks are padded into one ``[layers, units]`` matrix for a single ``topk``.
 
-Example:
+Examples:
     >>> import torch
     >>> aux = [torch.tensor([-1.0, -0.5, -2.0]), torch.tensor([3.0, -1.0])]
     >>> floor = UnitFloor([3, 2], min_units=1, min_fraction=0.0, lift=0.1)
@@ -32,7 +32,7 @@ from torch.nn.utils.rnn import pad_sequence
 def floor_units(units: int, min_units: int, min_fraction: float) -> int:
     """``max(min_units, ceil(min_fraction * units))``, at most ``units``.
 
-    Example:
+    Examples:
         >>> floor_units(64, 1, 0.05), floor_units(2, 4, 0.0)
         (4, 2)
 

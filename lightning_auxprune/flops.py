@@ -1,4 +1,4 @@
-"""FLOP accounting, counted by [`torch.utils.flop_counter.FlopCounterMode`][torch.utils.flop_counter.FlopCounterMode].
+"""FLOP accounting, counted by ``torch.utils.flop_counter.FlopCounterMode``.
 
 The same functions serve the callback's logging, the export and the benchmarks:
 
@@ -13,7 +13,7 @@ The same functions serve the callback's logging, the export and the benchmarks:
 
 FLOPs follow torch's convention: one multiply-add = 2 FLOPs.
 
-Example:
+Examples:
     >>> import torch
     >>> count_flops(torch.nn.Linear(10, 5), torch.zeros(1, 10))
     100
@@ -37,7 +37,7 @@ def count_flops(model: nn.Module, *inputs: Any) -> int:
     Runs in eval mode without gradients (BatchNorm statistics are left untouched), then
     restores the model's training flag.
 
-    Example:
+    Examples:
         >>> count_flops(torch.nn.Conv2d(1, 1, 3, bias=False), torch.zeros(1, 1, 5, 5))
         162
 
@@ -56,7 +56,7 @@ def count_flops(model: nn.Module, *inputs: Any) -> int:
 def nonzero_flops(dense_flops: int, density: float) -> float:
     """FLOPs whose weight operand is non-zero, for a layer with the given weight density.
 
-    Example:
+    Examples:
         >>> nonzero_flops(100, 0.25)
         25.0
 
@@ -73,7 +73,7 @@ class LayerFlops:
     recompiles at most once). [`dense`][lightning_auxprune.flops.LayerFlops.dense] then counts each layer on a zero
     input of batch 1.
 
-    Example:
+    Examples:
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
         >>> flops = LayerFlops()
         >>> flops.attach(net)
@@ -132,7 +132,7 @@ class LayerFlops:
     def ratio(self, model: nn.Module, densities: dict[str, float]) -> float:
         """Non-zero FLOPs / dense FLOPs over all recorded layers; unmasked layers count dense.
 
-        Example:
+        Examples:
             >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
             >>> flops = LayerFlops(); flops.attach(net); _ = net(torch.zeros(1, 4))
             >>> flops.ratio(net, {"0": 0.5})
@@ -150,7 +150,7 @@ class LayerFlops:
         ``base`` is the share of the FLOPs in layers left dense; the coefficients are the masked
         layers' shares. A training step evaluates this on the device from the masks' densities.
 
-        Example:
+        Examples:
             >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
             >>> flops = LayerFlops(); flops.attach(net); _ = net(torch.zeros(1, 4))
             >>> flops.linear_ratio(net, ["0"])

@@ -11,7 +11,7 @@ all. [`fold_followers`][lightning_auxprune.follower.fold_followers] writes the g
 parameters (``bake``
 does this).
 
-Example:
+Examples:
     >>> import torch
     >>> from torch import nn
     >>> from lightning_auxprune.patch import patch_model
@@ -98,7 +98,7 @@ def attach_followers(model: nn.Module, masks: dict[str, AuxMask]) -> None:
 def followers(model: nn.Module) -> dict[str, AuxMask]:
     """BatchNorm layers gated so far, by name, with the mask that gates them.
 
-    Example:
+    Examples:
         >>> followers(nn.Sequential(nn.BatchNorm1d(2)))
         {}
     """

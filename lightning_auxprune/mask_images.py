@@ -9,7 +9,7 @@ weights it covers. [`mask_values`][lightning_auxprune.mask_images.mask_values] a
 mass near 0 is
 masks about to flip.
 
-Example:
+Examples:
     >>> import torch
     >>> from lightning_auxprune.options import MaskOptions
     >>> from lightning_auxprune.parametrization import AuxMask
@@ -34,7 +34,7 @@ STRIP_HEIGHT = 8
 def mask_image(mask: AuxMask, max_side: int = 256) -> torch.Tensor:
     """h(M) as a ``[height, width]`` float image on the CPU, averaged down to at most ``max_side``.
 
-    Example:
+    Examples:
         >>> from lightning_auxprune.options import MaskOptions
         >>> mask_image(AuxMask(torch.ones(4, 3), MaskOptions(granularity="neuron"))).shape
         torch.Size([8, 4])
@@ -52,7 +52,7 @@ def mask_image(mask: AuxMask, max_side: int = 256) -> torch.Tensor:
 def mask_values(mask: AuxMask) -> torch.Tensor:
     """The layer's m as a flat CPU tensor (for a histogram).
 
-    Example:
+    Examples:
         >>> from lightning_auxprune.options import MaskOptions
         >>> mask_values(AuxMask(torch.ones(2, 2), MaskOptions())).tolist()
         [1.0, 1.0, 1.0, 1.0]

@@ -13,7 +13,7 @@ the host:
   norm of the gates) into
   one device tensor.
 
-Example:
+Examples:
     >>> import torch
     >>> from lightning_auxprune.options import MaskOptions
     >>> from lightning_auxprune.parametrization import AuxMask
@@ -50,7 +50,7 @@ def hard_gates(scores: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     Like the forward pass (``m > 0``), a NaN reads as 0:
     [`MaskSet.nonfinite_layers`][lightning_auxprune.mask_set.MaskSet.nonfinite_layers] finds them.
 
-    Example:
+    Examples:
         >>> hard_gates([torch.tensor([-1.0, 0.0, 1e-30, 3.0])])
         [tensor([0., 0., 1., 1.])]
 
@@ -71,7 +71,7 @@ def count_open(gates: Sequence[torch.Tensor], dtype: torch.dtype | None = None) 
         dtype: Accumulate in this dtype (float64 for layers with more than 2**24 entries, where a
             float32 sum stops being exact); ``None``: the gates' own dtype, no conversion pass.
 
-    Example:
+    Examples:
         >>> count_open([torch.ones(3), torch.zeros(2)])
         tensor([3., 0.], dtype=torch.float64)
 

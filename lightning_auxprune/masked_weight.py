@@ -11,7 +11,7 @@ Both passes are a handful of fused elementwise kernels per layer (``torch.where`
 no dtype casts of the gate): M stays float32 while W may be bfloat16 or float16, and M's gradient
 is accumulated in float32.
 
-Example:
+Examples:
     >>> import torch
     >>> w = torch.tensor([[1.0, -2.0]], requires_grad=True)
     >>> m = torch.tensor([[0.5, -0.5]], requires_grad=True)
@@ -37,7 +37,7 @@ from lightning_auxprune.ste import hard_step, ste_grad
 def unit_view(per_unit: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Reshape a per-output-unit tensor ``[C_out]`` so it broadcasts over ``like``'s fan-in.
 
-    Example:
+    Examples:
         >>> unit_view(torch.ones(3), torch.zeros(3, 4, 5, 5)).shape
         torch.Size([3, 1, 1, 1])
 
@@ -48,7 +48,7 @@ def unit_view(per_unit: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def open_entries(scores: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Boolean ``M > 0`` shaped to broadcast against ``weight`` (weight or neuron masks).
 
-    Example:
+    Examples:
         >>> open_entries(torch.tensor([1.0, -1.0]), torch.zeros(2, 3)).tolist()
         [[True], [False]]
 
@@ -60,7 +60,7 @@ def open_entries(scores: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def expand_gate(scores: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Hard 0/1 gate ``h(M)`` in ``weight``'s dtype, shaped to broadcast against ``weight``.
 
-    Example:
+    Examples:
         >>> expand_gate(torch.tensor([1.0, -1.0]), torch.zeros(2, 3)).tolist()
         [[1.0], [0.0]]
 
@@ -114,7 +114,7 @@ def masked_weight(
         feeds_mask: Whether this tensor's gradient drives M. The bias of a neuron-pruned layer is
             gated by the same M but does not drive it (M's rule sums over the weight fan-in only).
 
-    Example:
+    Examples:
         >>> masked_weight(torch.ones(2, 2), torch.tensor([1.0, -1.0]), MaskOptions()).tolist()
         [[1.0, 1.0], [0.0, 0.0]]
 

@@ -3,7 +3,7 @@
 Every choice the paper leaves open is a field here with a default. Validation is eager: a
 bad value raises a `ValueError` that says what is accepted.
 
-Example:
+Examples:
     >>> opts = MaskOptions(granularity="neuron", ste="softplus", beta=5.0)
     >>> opts.rule
     'sign'
@@ -31,7 +31,7 @@ def check_choice(field: str, value: object, allowed: object) -> None:
         value: The value given by the user.
         allowed: A ``Literal`` type listing the accepted values.
 
-    Example:
+    Examples:
         >>> check_choice("ste", "relu", SteName)
 
     """
@@ -60,7 +60,7 @@ class MaskOptions:
             network starts dense.
         init_scale: Positive scale of the initial m.
 
-    Example:
+    Examples:
         >>> MaskOptions(ste="leaky_relu", alpha=0.1).alpha
         0.1
 

@@ -6,7 +6,7 @@
 [`BiasGate`][lightning_auxprune.parametrization.BiasGate]
 gates the layer's bias with the same M, so a pruned unit outputs exactly zero.
 
-Example:
+Examples:
     >>> import torch
     >>> from torch.nn.utils import parametrize
     >>> layer = torch.nn.Linear(3, 2)
@@ -35,7 +35,7 @@ MASK_DTYPE = torch.float32
 def initial_scores(weight: torch.Tensor, options: MaskOptions) -> torch.Tensor:
     """Initial M for ``weight``: positive everywhere, constant or proportional to magnitude.
 
-    Example:
+    Examples:
         >>> initial_scores(torch.tensor([[3.0, -1.0]]), MaskOptions(init="magnitude")).tolist()
         [[1.5, 0.5]]
 
@@ -57,7 +57,7 @@ class AuxMask(nn.Module):
         weight: The weight to be masked; fixes M's shape, dtype, device and (optionally) init.
         options: Granularity, STE, gradient rules and init.
 
-    Example:
+    Examples:
         >>> mask = AuxMask(torch.ones(2, 3), MaskOptions(granularity="neuron"))
         >>> mask.aux.shape, mask.density()
         (torch.Size([2]), 1.0)
@@ -112,7 +112,7 @@ class BiasGate(nn.Module):
     The M parameter is referenced, not registered, so it appears once in ``parameters()`` and
     in the state dict.
 
-    Example:
+    Examples:
         >>> owner = AuxMask(torch.ones(2, 3), MaskOptions(granularity="neuron"))
         >>> BiasGate(owner)(torch.ones(2)).tolist()
         [1.0, 1.0]

@@ -1,6 +1,6 @@
 """Attaching auxiliary masks to a model's layers and finding them again.
 
-Example:
+Examples:
     >>> from torch import nn
     >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     >>> masks = patch_model(net, ["0", "2"], MaskOptions())
@@ -29,7 +29,7 @@ def is_wrapper(module: nn.Module) -> bool:
     A wrapper forwards attribute reads to the module it wraps, so it would look like a second copy
     of a masked layer; the layer itself is the wrapped module.
 
-    Example:
+    Examples:
         >>> is_wrapper(nn.Linear(2, 2))
         False
 
@@ -40,7 +40,7 @@ def is_wrapper(module: nn.Module) -> bool:
 def mask_of(module: nn.Module) -> AuxMask | None:
     """The [`AuxMask`][lightning_auxprune.parametrization.AuxMask] parametrizing ``module.weight``, or ``None``.
 
-    Example:
+    Examples:
         >>> mask_of(nn.Linear(2, 2)) is None
         True
 
@@ -56,7 +56,7 @@ def mask_of(module: nn.Module) -> AuxMask | None:
 def find_masks(model: nn.Module) -> dict[str, AuxMask]:
     """All auxiliary masks in ``model``, keyed by layer name, in ``named_modules`` order.
 
-    Example:
+    Examples:
         >>> find_masks(nn.Linear(2, 2))
         {}
 
@@ -78,7 +78,7 @@ def patch_layer(module: nn.Module, options: MaskOptions) -> AuxMask:
     Raises:
         ValueError: If the layer is already masked with different options.
 
-    Example:
+    Examples:
         >>> layer = nn.Linear(2, 3)
         >>> patch_layer(layer, MaskOptions(granularity="neuron")).aux.shape
         torch.Size([3])
@@ -113,7 +113,7 @@ def patch_model(model: nn.Module, layer_names: Sequence[str], options: MaskOptio
     For neuron granularity, a BatchNorm directly fed by a masked layer is gated with the same
     mask (see [`lightning_auxprune.follower`][lightning_auxprune.follower]).
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Linear(2, 2))
         >>> list(patch_model(net, ["0"], MaskOptions()))
         ['0']

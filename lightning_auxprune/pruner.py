@@ -23,7 +23,7 @@ counts and lambda stay device tensors until [`AuxPruner.metrics`][lightning_auxp
 them all at once, and
 every per-layer operation is one multi-tensor kernel over all masks.
 
-Example:
+Examples:
     >>> from torch import nn
     >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     >>> pruner = AuxPruner(strength=1e-2)
@@ -355,7 +355,7 @@ class AuxPruner:
         regularizer is the masks' only penalty). Pass the result to any ``torch.optim`` optimizer;
         options given to the optimizer apply to the first group.
 
-        Example:
+        Examples:
             >>> from torch import nn
             >>> net = nn.Sequential(nn.Linear(4, 2))
             >>> pruner = AuxPruner(aux_lr=0.05)
@@ -579,7 +579,7 @@ class AuxPruner:
 
         Lists (``include``, ...) are joined with commas; ``None`` is written ``"None"``.
 
-        Example:
+        Examples:
             >>> hp = AuxPruner(target_sparsity=0.9, ramp=10).hparams()
             >>> hp["target_sparsity"], hp["granularity"], hp["ramp"], hp["include"]
             (0.9, 'weight', 10, 'None')
@@ -700,7 +700,7 @@ def _loggable(value: Any) -> Any:
 def upgrade_state(state: dict[str, Any]) -> dict[str, Any]:
     """Convert a version-0.1 callback state (``schedule`` holding ``strength`` and ``unit``) to the current one.
 
-    Example:
+    Examples:
         >>> old = {"schedule": {"strength": 1e-3, "unit": "step", "warmup": 2, "ramp": 0.0, "freeze": 40},
         ...        "options": {}, "regularizer": "count", "controller": None,
         ...        "events": {"previous": {}, "pruned_total": 3, "recovered_total": 1,

@@ -13,7 +13,7 @@ pruned by the regularizer alone. It is
 computed for all layers at once with multi-tensor kernels, and ``strength`` may be a device
 tensor (the lambda controller's output), so the step never waits for the host.
 
-Example:
+Examples:
     >>> import torch
     >>> from lightning_auxprune.parametrization import AuxMask
     >>> from lightning_auxprune.options import MaskOptions
@@ -63,7 +63,7 @@ def regularizer_grads(
         kind: ``"count"`` or ``"l1"``.
         gates: h(M) per layer, if already computed (saves two kernels).
 
-    Example:
+    Examples:
         >>> from lightning_auxprune.options import MaskOptions
         >>> m = AuxMask(torch.ones(3), MaskOptions())
         >>> regularizer_grads([m], "l1")[0].tolist()
@@ -96,7 +96,7 @@ def regularizer_grads(
 def regularizer_value(masks: Sequence[AuxMask], kind: RegularizerName) -> float:
     """``R`` summed over ``masks`` (for logging; reads the device once).
 
-    Example:
+    Examples:
         >>> from lightning_auxprune.options import MaskOptions
         >>> regularizer_value([AuxMask(torch.ones(3), MaskOptions())], "l1")
         3.0
@@ -133,7 +133,7 @@ def add_regularizer_grad(
         strength: lambda, >= 0: a number (zero is a no-op) or a 0-d tensor on the masks' device.
         gates: h(M) per layer (aligned with ``masks``), if already computed.
 
-    Example:
+    Examples:
         >>> from lightning_auxprune.options import MaskOptions
         >>> m = AuxMask(torch.ones(2), MaskOptions())
         >>> add_regularizer_grad([m], "count", 1.0); m.aux.grad is None  # no data gradient: no push

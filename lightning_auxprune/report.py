@@ -1,6 +1,6 @@
 """The per-layer table printed at the end of training.
 
-Example:
+Examples:
     >>> from lightning_auxprune.statistics import LayerStats
     >>> print(layer_table([LayerStats("fc", (2, 4), 8, 2, 2, 1)], {"fc": 16}))  # doctest: +NORMALIZE_WHITESPACE
     layer   shape      weights  kept  density  units kept/all  FLOPs dense  FLOPs kept

@@ -12,7 +12,7 @@ written back after every optimizer step:
 Both are in-place multi-tensor kernels over all layers: one persistent buffer the size of the
 masked weights, no per-step allocation or copy of the weights, no host synchronisation.
 
-Example:
+Examples:
     >>> import torch
     >>> w = torch.tensor([1.0, 2.0, 3.0])
     >>> gate = torch.tensor([1.0, 0.0, 1.0])

@@ -11,7 +11,7 @@ Without a target, lambda is ``strength * ramp_factor(t)``: constant, or ramping 
 ``warmup`` to ``strength`` at ``warmup + ramp``. The schedule holds no lambda itself: the pruner
 owns it (a constant, or the controller's state).
 
-Example:
+Examples:
     >>> s = PruningSchedule(warmup=1, ramp=2, freeze=5)
     >>> s.phase(0.5), s.phase(2.0), s.phase(5.0)
     ('warmup', 'pruning', 'frozen')
@@ -33,7 +33,7 @@ PHASE_CODE: dict[Phase, int] = {"warmup": 0, "pruning": 1, "frozen": 2}
 def check_finite(**values: float | None) -> None:
     """Raise a ValueError naming any value that is NaN or infinite (``None`` is allowed).
 
-    Example:
+    Examples:
         >>> check_finite(warmup=1.0, freeze=None)
 
     """

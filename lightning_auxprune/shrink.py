@@ -12,7 +12,7 @@ each group: the shrunk model's outputs must equal the masked model's on ``exampl
 (``atol``). A group that fails is an error naming the layer, or, with ``on_unsafe="skip"``,
 is left in place (zeros included) with a warning.
 
-Example:
+Examples:
     >>> import torch
     >>> from torch import nn
     >>> from lightning_auxprune.patch import patch_model
@@ -199,7 +199,7 @@ def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error",
 def layer_widths(model: nn.Module) -> dict[str, dict[str, int]]:
     """The width attributes (``in_features``, ``out_channels``, ``groups``, ...) of every layer.
 
-    Example:
+    Examples:
         >>> layer_widths(nn.Sequential(nn.Linear(3, 2)))
         {'0': {'in_features': 3, 'out_features': 2}}
     """

@@ -7,7 +7,7 @@ int32 indices (8 bytes per non-zero instead of 4 per entry: smaller from 50% spa
 Other tensors are stored dense. [`load_sparse`][lightning_auxprune.sparse_export.load_sparse] returns the ordinary
 dense ``state_dict``.
 
-Example:
+Examples:
     >>> import io, torch
     >>> from torch import nn
     >>> net = nn.Linear(100, 100)

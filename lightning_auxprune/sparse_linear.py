@@ -4,7 +4,7 @@ Only worth it where measured faster: ``benchmarks/sparse_linear.py`` times dense
 matrix products and ``docs/export.md`` shows from which sparsity CSR wins. The default
 ``min_sparsity`` of [`sparsify_linear`][lightning_auxprune.sparse_linear.sparsify_linear] comes from that measurement.
 
-Example:
+Examples:
     >>> import torch
     >>> from torch import nn
     >>> net = nn.Sequential(nn.Linear(50, 20))

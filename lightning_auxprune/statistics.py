@@ -3,7 +3,7 @@
 Counts are of *weights* in the masked layers (biases excluded), whatever the granularity: a
 closed neuron mask closes its whole fan-in. ``compression = total / open``.
 
-Example:
+Examples:
     >>> import torch
     >>> from lightning_auxprune.parametrization import AuxMask
     >>> from lightning_auxprune.options import MaskOptions
@@ -97,7 +97,7 @@ def layer_stats(masks: Mapping[str, AuxMask]) -> list[LayerStats]:
 def summarize(stats: Sequence[LayerStats]) -> Summary:
     """Add up per-layer counts.
 
-    Example:
+    Examples:
         >>> summarize([LayerStats("a", (2,), 10, 5, 2, 1)]).sparsity
         0.5
 

@@ -9,7 +9,7 @@ The forward pass always uses the exact step; these functions only shape the back
 | leaky_relu | 1 | alpha |
 | softplus | sigmoid(beta m) | sigmoid(beta m) |
 
-Example:
+Examples:
     >>> import torch
     >>> ste_grad(torch.tensor([-1.0, 2.0]), "leaky_relu", alpha=0.1)
     tensor([0.1000, 1.0000])
@@ -26,7 +26,7 @@ from lightning_auxprune.options import SteName, check_choice
 def hard_step(scores: torch.Tensor) -> torch.Tensor:
     """Return the exact 0/1 gate ``h(m) = 1[m > 0]`` in ``scores``' dtype.
 
-    Example:
+    Examples:
         >>> hard_step(torch.tensor([-0.5, 0.0, 0.5]))
         tensor([0., 0., 1.])
 
@@ -46,7 +46,7 @@ def ste_grad(scores: torch.Tensor, ste: SteName, alpha: float = 0.1, beta: float
     Returns:
         A tensor shaped like ``scores``.
 
-    Example:
+    Examples:
         >>> ste_grad(torch.tensor([-1.0, 1.0]), "relu")
         tensor([0., 1.])
 

@@ -14,7 +14,7 @@ does the steering; the bound only stops runaways.
 fixed number of kernels: one ``kthvalue`` when every mask entry weighs the same (weight masks and
 a sparsity target), otherwise one sort of the entries and a cumulative sum.
 
-Example:
+Examples:
     >>> import torch
     >>> aux = [torch.tensor([-0.1, -0.5, 2.0, -0.3])]
     >>> bound = TargetBound(entry_weights=[1.0], entries=[4], required=2.0, lift=0.01)

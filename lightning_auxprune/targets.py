@@ -1,10 +1,10 @@
 r"""Choosing which layers get auxiliary masks: by type and by module-name regex.
 
-Patterns are matched with [`re.fullmatch`][re.fullmatch] against names from ``model.named_modules()``
+Patterns are matched with ``re.fullmatch`` against names from ``model.named_modules()``
 (e.g. ``"features.0"``, ``"classifier\\..*"``). Every pattern must match at least one prunable
 layer, so a typo is an error rather than a silently dense layer.
 
-Example:
+Examples:
     >>> from torch import nn
     >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     >>> select_layers(net, exclude=["2"])
@@ -31,7 +31,7 @@ SUPPORTED_TYPES: dict[str, type[nn.Module]] = {
 def layer_types(names: Sequence[str] | None) -> tuple[type[nn.Module], ...]:
     """Resolve type names (``"Linear"``, ``"Conv2d"``, ...) to classes; ``None`` means all.
 
-    Example:
+    Examples:
         >>> layer_types(["Linear"])
         (<class 'torch.nn.modules.linear.Linear'>,)
 
@@ -63,7 +63,7 @@ def _compile(patterns: Sequence[str] | None, what: str) -> list[re.Pattern[str]]
 def prunable_layers(model: nn.Module, types: tuple[type[nn.Module], ...]) -> dict[str, nn.Module]:
     """All modules of ``types`` (looked up before any parametrization), by qualified name.
 
-    Example:
+    Examples:
         >>> list(prunable_layers(nn.Sequential(nn.Linear(2, 2)), (nn.Linear,)))
         ['0']
 
@@ -78,7 +78,7 @@ def prunable_layers(model: nn.Module, types: tuple[type[nn.Module], ...]) -> dic
 def output_layer(model: nn.Module) -> str | None:
     """The model's output layer as the neuron masks see it: its last Linear/Conv layer, in registration order.
 
-    Example:
+    Examples:
         >>> output_layer(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2)))
         '2'
 
@@ -102,7 +102,7 @@ def check_untied(model: nn.Module, names: Sequence[str]) -> None:
     Raises:
         ValueError: Naming each tied layer and what it shares its weight with.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
         >>> net[1].weight = net[0].weight
         >>> check_untied(net, ["0", "1"])
@@ -152,7 +152,7 @@ def select_layers(
         ValueError: If the model has no prunable layer, a pattern matches no prunable layer,
             or nothing is left after filtering.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2))
         >>> select_layers(net, types=["Conv2d"])
         ['0']
