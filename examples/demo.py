@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,7 @@ def trainer(epochs: int, out: Path, name: str, callbacks: list[Any], wandb: bool
         logger=loggers(out, name, wandb),
         callbacks=callbacks,
         enable_checkpointing=False,
-        enable_progress_bar=False,
+        enable_progress_bar=True,
         enable_model_summary=False,
         log_every_n_steps=25,
         limit_train_batches=limit,
@@ -75,9 +77,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def quiet_third_party_notices() -> None:
+    """Drop the notices of other packages that say nothing about this run (tips, deprecations)."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "💡 Tip" not in r.getMessage())
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    os.environ.setdefault("WANDB_SILENT", "true")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the demo; returns the summary it also writes to ``<out>/summary.json``."""
     args = parse_args(argv)
+    quiet_third_party_notices()
     out = Path(args.out)
     limit: float | int = int(args.limit_train_batches) if args.limit_train_batches > 1 else args.limit_train_batches
     torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -92,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     _finish_wandb(dense_trainer)
 
     pruned = copy.deepcopy(dense)
-    pruning = AuxMaskPruning(strength=args.strength, aux_lr=args.aux_lr, freeze=args.freeze_at)
+    pruning = AuxMaskPruning(strength=args.strength, aux_lr=args.aux_lr, freeze=args.freeze_at, print_table=False)
     prune_trainer = trainer(args.prune_epochs, out, "pruned", [pruning], not args.no_wandb, limit)
     prune_trainer.fit(pruned, data)
     flops_ratio = float(prune_trainer.callback_metrics["auxprune/flops_ratio"])
@@ -133,7 +144,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"FLOPs kept {result['flops_ratio']:.2%}\n"
         f"baked state_dict {result['dense_file_bytes']:,} bytes, CSR export {result['sparse_file_bytes']:,} bytes "
         f"({result['dense_file_bytes'] / result['sparse_file_bytes']:.1f}x smaller)\n"
-        f"plot: {plot}\nsummary: {out / 'summary.json'}"
+        f"plot: {plot}\nsummary: {out / 'summary.json'}\n"
+        f"logs: CSV {out / 'csv'}, TensorBoard `tensorboard --logdir {out / 'tb'}`"
+        + (f", W&B (offline) `wandb sync {out / 'wandb'}/offline-run-*`" if not args.no_wandb else "")
     )
     return result
 

@@ -23,6 +23,7 @@ Examples:
 from __future__ import annotations
 
 import os
+import warnings
 from typing import IO, Any
 
 import torch
@@ -35,7 +36,9 @@ FORMAT = "lightning-auxprune-sparse/1"
 
 
 def _to_csr(tensor: torch.Tensor) -> dict[str, Any]:
-    csr = tensor.detach().reshape(tensor.shape[0], -1).to_sparse_csr()
+    with warnings.catch_warnings():  # torch's 'CSR support is in beta' notice, once per tensor
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        csr = tensor.detach().reshape(tensor.shape[0], -1).to_sparse_csr()
     return {
         "kind": "csr",
         "shape": tuple(tensor.shape),
@@ -48,7 +51,9 @@ def _to_csr(tensor: torch.Tensor) -> dict[str, Any]:
 def _from_csr(entry: dict[str, Any]) -> torch.Tensor:
     shape = entry["shape"]
     rows, cols = shape[0], int(torch.tensor(shape[1:]).prod()) if len(shape) > 1 else 1
-    csr = torch.sparse_csr_tensor(entry["crow"].long(), entry["col"].long(), entry["values"], size=(rows, cols))
+    csr = torch.sparse_csr_tensor(
+        entry["crow"].long(), entry["col"].long(), entry["values"], size=(rows, cols), check_invariants=True
+    )  # a file from elsewhere is validated, not trusted
     return csr.to_dense().reshape(shape)
 
 

@@ -18,6 +18,7 @@ Examples:
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 from torch import nn
@@ -41,7 +42,9 @@ class SparseLinear(nn.Module):
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.register_buffer("weight", linear.weight.detach().to_sparse_csr())
+        with warnings.catch_warnings():  # torch's 'CSR support is in beta' notice
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            self.register_buffer("weight", linear.weight.detach().to_sparse_csr())
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

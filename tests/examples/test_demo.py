@@ -1,4 +1,5 @@
 import json
+import warnings
 
 from examples.demo import main
 
@@ -6,10 +7,24 @@ from examples.demo import main
 def test_demo_quick_run_prints_and_writes_everything(tmp_path, fake_data_dir, capsys, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     out = tmp_path / "demo"
-    result = main(
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_demo(out, fake_data_dir)
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert printed.count("units kept/all") == 1  # the per-layer table, printed once
+    assert "wandb sync" in printed and "tensorboard --logdir" in printed
+    assert "Tip: For seamless" not in captured.out + captured.err
+    assert not [w for w in caught if "CSR tensor support is in beta" in str(w.message)]
+    assert not [w for w in caught if "invariant checks are implicitly disabled" in str(w.message)]
+    assert_demo_outputs(out, result, printed)
+
+
+def run_demo(out, data_dir):
+    return main(
         [
             "--data-dir",
-            str(fake_data_dir),
+            str(data_dir),
             "--out",
             str(out),
             "--dense-epochs",
@@ -28,7 +43,9 @@ def test_demo_quick_run_prints_and_writes_everything(tmp_path, fake_data_dir, ca
             "100",
         ]
     )
-    printed = capsys.readouterr().out
+
+
+def assert_demo_outputs(out, result, printed):
     assert "test accuracy: dense" in printed and "compression" in printed and "FLOPs kept" in printed
     assert "conv1" in printed and "fc2" in printed  # the per-layer table
     assert json.loads((out / "summary.json").read_text()) == result
