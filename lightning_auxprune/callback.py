@@ -73,6 +73,7 @@ from lightning_auxprune.pruner import CONTROLLER_DEFAULTS, AuxPruner, Unreachabl
 from lightning_auxprune.schedule import PruningSchedule
 from lightning_auxprune.shrink import OnUnsafe, ShrinkResult, save_shrunk, shrink
 from lightning_auxprune.sparse_export import save_sparse
+from lightning_auxprune.wandb_dashboard import TENSORBOARD_LAYOUT
 
 Unit = Literal["epoch", "step"]
 PRUNER_ARGUMENTS = frozenset(inspect.signature(AuxPruner).parameters)
@@ -670,6 +671,8 @@ class AuxMaskPruning(Callback):
         params.update({"auxprune/unit": self.unit, "auxprune/aux_lr_mode": self.aux_lr_mode})
         for logger in trainer.loggers:
             logger.log_hyperparams(params)
+            if isinstance(logger, TensorBoardLogger) and trainer.global_rank == 0:
+                logger.experiment.add_custom_scalars(TENSORBOARD_LAYOUT)
 
     def _log_artifact(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """The pruned model as a W&B artifact (baked, and exported as CSR or shrunk), with its figures."""

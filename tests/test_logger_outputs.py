@@ -137,3 +137,38 @@ def test_the_pruned_model_is_logged_as_a_wandb_artifact(tmp_path, monkeypatch, g
     assert artifact.type == "model" and artifact.name.startswith("auxprune-model-")
     assert set(artifact.manifest.entries) == files
     assert 0.0 <= artifact.metadata["sparsity"] < 1.0 and artifact.metadata["granularity"] == granularity
+
+
+def test_the_wandb_workspace_builds_offline_with_one_density_chart():
+    pytest.importorskip("wandb_workspaces")
+    from lightning_auxprune.wandb_dashboard import build_workspace, main
+
+    workspace = build_workspace("team", "pruning", accuracy_key="val/acc")
+    names = [s.name for s in workspace.sections]
+    assert names == [
+        "Pruning progress",
+        "Density by layer",
+        "Prune and recovery events",
+        "Accuracy vs compression",
+        "Masks",
+    ]
+    (density,) = workspace.sections[1].panels
+    assert density.metric_regex == "auxprune/density/.*"  # every layer in one chart
+    scatter = workspace.sections[3].panels[0]
+    assert (scatter.x.name, scatter.y.name, scatter.log_x) == ("auxprune/compression", "val/acc", True)
+    assert [s.name for s in main(["--entity", "t", "--project", "p", "--dry-run"]).sections] == names
+
+
+def test_tensorboard_gets_the_custom_scalars_layout(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    tb = TensorBoardLogger(tmp_path, name="tb")
+    fit_with(tmp_path, [tb])
+    events = EventAccumulator(tb.log_dir, size_guidance={"tensors": 0})
+    events.Reload()
+    (event,) = events.Tensors("custom_scalars__config__")
+    layout = layout_pb2.Layout()
+    layout.ParseFromString(event.tensor_proto.string_val[0])
+    charts = {chart.title: list(chart.multiline.tag) for c in layout.category for chart in c.chart}
+    assert charts["density by layer"] == ["auxprune/density/.*"]
