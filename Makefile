@@ -60,6 +60,7 @@ bench: data
 	$(PY) -m benchmarks.switches --seeds 0 1 2
 	$(PY) -m benchmarks.overhead
 	$(PY) -m benchmarks.spread --model lenet5 --setting 0.99
+	$(PY) -m examples.logging_gallery --data-dir $(DATA) --out docs/img/logging
 	$(PY) -m benchmarks.report
 	$(PY) -m benchmarks.latency
 	$(PY) -m benchmarks.latency --fuse-bn --out benchmarks/results/latency_fused_bn.json --markdown docs/latency_fused_bn.md

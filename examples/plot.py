@@ -22,13 +22,33 @@ def read_series(metrics_csv: str | Path, key: str) -> tuple[list[float], list[fl
     return steps, values
 
 
+PHASE_SHADES = {0.0: ("warm-up (dense)", "#dddddd"), 2.0: ("masks frozen", "#d6e9f8")}
+
+
+def phase_spans(metrics_csv: str | Path) -> list[tuple[float, float, float]]:
+    """``(phase, first step, last step)`` runs of the logged ``auxprune/phase`` (0 warm-up, 1 pruning, 2 frozen)."""
+    steps, phases = read_series(metrics_csv, "auxprune/phase")
+    spans: list[tuple[float, float, float]] = []
+    for step, phase in zip(steps, phases, strict=True):
+        if spans and spans[-1][0] == phase:
+            spans[-1] = (phase, spans[-1][1], step)
+        else:
+            start = spans[-1][2] if spans else 0.0
+            spans.append((phase, start, step))
+    return spans
+
+
 def plot_training(
     metrics_csv: str | Path,
     out_png: str | Path,
     title: str = "AuxMaskPruning",
     reference_accuracy: float | None = None,
 ) -> Path:
-    """Write a PNG with sparsity (left axis) and validation accuracy (right axis) per step.
+    """Write a PNG with the kept fraction (log axis, left) and validation accuracy (right) per step.
+
+    The kept fraction of the pruned layers' weights is drawn on a log axis, so 10% -> 1% -> 0.5%
+    read as the steps they are; warm-up and frozen-mask phases are shaded; the accuracy axis spans
+    at least 10 points, so one-point wiggles look like one point.
 
     Args:
         metrics_csv: A CSVLogger ``metrics.csv`` with ``auxprune/sparsity`` and ``val/acc``.
@@ -41,18 +61,30 @@ def plot_training(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for phase, first, last in phase_spans(metrics_csv):
+        if phase in PHASE_SHADES:
+            label, color = PHASE_SHADES[phase]
+            ax.axvspan(first, last, color=color, alpha=0.6, lw=0, label=label)
     steps, sparsity = read_series(metrics_csv, "auxprune/sparsity")
-    ax.plot(steps, [100 * s for s in sparsity], color="tab:red", label="sparsity")
+    kept = [max(100 * (1 - s), 1e-3) for s in sparsity]
+    ax.plot(steps, kept, color="tab:red", label="weights kept (%)")
+    ax.set_yscale("log")
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("sparsity of pruned layers (%)", color="tab:red")
+    ax.set_ylabel("weights kept in pruned layers (%, log)", color="tab:red")
     acc_axis = ax.twinx()
     val_steps, acc = read_series(metrics_csv, "val/acc")
-    acc_axis.plot(val_steps, [100 * a for a in acc], "o-", color="tab:blue", label="val accuracy")
+    acc_axis.plot(val_steps, [100 * a for a in acc], "o-", color="tab:blue", markersize=3, label="val accuracy (%)")
+    values = [100 * a for a in acc] + ([100 * reference_accuracy] if reference_accuracy is not None else [])
     if reference_accuracy is not None:
         acc_axis.axhline(100 * reference_accuracy, color="tab:blue", linestyle="--", label="dense val accuracy")
-        acc_axis.legend(loc="lower right")
+    if values:
+        top = min(100.0, max(values) + 1.0)
+        acc_axis.set_ylim(min(min(values) - 1.0, top - 10.0), top)
     acc_axis.set_ylabel("validation accuracy (%)", color="tab:blue")
+    handles = ax.get_legend_handles_labels()[0] + acc_axis.get_legend_handles_labels()[0]
+    labels = ax.get_legend_handles_labels()[1] + acc_axis.get_legend_handles_labels()[1]
+    ax.legend(handles, labels, loc="lower left", fontsize=8, framealpha=0.9)
     ax.set_title(title)
     fig.tight_layout()
     out = Path(out_png)

@@ -728,9 +728,8 @@ class AuxMaskPruning(Callback):
             if isinstance(logger, WandbLogger):
                 import wandb
 
-                names = list(pictures)
-                images = [image.numpy() for image, _ in pictures.values()]
-                logger.log_image(key="auxprune/masks", images=images, step=step, caption=names)
+                for name, (image, _) in pictures.items():  # one key per layer: the images differ in size
+                    logger.log_image(key=f"auxprune/masks/{name}", images=[image.numpy()], step=step)
                 histograms = {}
                 for name, (_, values) in pictures.items():
                     counts, edges = torch.histogram(values, bins=64)

@@ -37,7 +37,13 @@ TENSORBOARD_LAYOUT: dict[str, dict[str, list[Any]]] = {
 """TensorBoard custom-scalars layout (``SummaryWriter.add_custom_scalars``) with the workspace's charts."""
 
 
-def build_workspace(entity: str, project: str, accuracy_key: str = "val/acc", name: str = "AuxMaskPruning") -> Any:
+def build_workspace(
+    entity: str,
+    project: str,
+    accuracy_key: str = "val/acc",
+    name: str = "AuxMaskPruning",
+    layers: list[str] | None = None,
+) -> Any:
     """The workspace as a ``wandb_workspaces.workspaces.Workspace`` (not saved).
 
     Args:
@@ -45,6 +51,8 @@ def build_workspace(entity: str, project: str, accuracy_key: str = "val/acc", na
         project: W&B project.
         accuracy_key: The accuracy your LightningModule logs (for accuracy vs compression).
         name: The workspace's name.
+        layers: Masked layer names, for one image panel each (the images are logged per layer,
+            ``auxprune/masks/<layer>``); ``None``: no image panels.
 
     Raises:
         ImportError: Without the ``wandb-workspaces`` package (``pip install lightning-auxprune[wandb]``).
@@ -74,7 +82,10 @@ def build_workspace(entity: str, project: str, accuracy_key: str = "val/acc", na
             log_x=True,
         )
     ]
-    masks = [wr.MediaBrowser(title="Masks (white: open)", media_keys=["auxprune/masks"])]
+    masks: list[Any] = [
+        wr.MediaBrowser(title=f"{layer}: h(M), white = open", media_keys=[f"auxprune/masks/{layer}"])
+        for layer in layers or []
+    ]
     masks += [
         wr.LinePlot(title="Layers closed or non-finite", y=["auxprune/closed_layers", "auxprune/nonfinite_layers"])
     ]
@@ -99,9 +110,10 @@ def main(argv: list[str] | None = None) -> Any:
     parser.add_argument("--project", required=True)
     parser.add_argument("--accuracy-key", default="val/acc")
     parser.add_argument("--name", default="AuxMaskPruning")
+    parser.add_argument("--layers", nargs="*", default=None, help="masked layer names, for the mask image panels")
     parser.add_argument("--dry-run", action="store_true", help="build and print, do not save (no server needed)")
     args = parser.parse_args(argv)
-    workspace = build_workspace(args.entity, args.project, args.accuracy_key, args.name)
+    workspace = build_workspace(args.entity, args.project, args.accuracy_key, args.name, args.layers)
     if args.dry_run:
         for section in workspace.sections:
             print(f"{section.name}: {', '.join(str(getattr(p, 'title', type(p).__name__)) for p in section.panels)}")
