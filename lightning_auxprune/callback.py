@@ -142,6 +142,8 @@ class AuxMaskPruning(Callback):
             when statistics are logged).
         mask_images_every_n_epochs: Every N epoch ends, send each layer's mask as an image and
             its m as a histogram to the W&B and TensorBoard loggers (0: never).
+        layer_table_every_n_epochs: Also send the per-layer table to the loggers every N epoch
+            ends (0: only at the end of ``fit``).
         log_model_artifact: With a ``WandbLogger``, log the pruned model at the end of ``fit`` as
             a W&B artifact: the baked ``state_dict``, plus the CSR export (weight masks) or the
             shrunk model (neuron masks, when the module has an ``example_input_array``), with the
@@ -191,6 +193,7 @@ class AuxMaskPruning(Callback):
         progress_bar: bool = True,
         mask_images_every_n_epochs: int = 1,
         log_model_artifact: bool = True,
+        layer_table_every_n_epochs: int = 0,
     ) -> None:
         settings = {name: value for name, value in locals().items() if name in PRUNER_ARGUMENTS}
         super().__init__()
@@ -208,6 +211,11 @@ class AuxMaskPruning(Callback):
             raise ValueError(f"mask_images_every_n_epochs={mask_images_every_n_epochs} must be >= 0 (0: never).")
         self.mask_images_every_n_epochs = mask_images_every_n_epochs
         self.log_model_artifact = log_model_artifact
+        if layer_table_every_n_epochs < 0:
+            raise ValueError(
+                f"layer_table_every_n_epochs={layer_table_every_n_epochs} must be >= 0 (0: at the end only)."
+            )
+        self.layer_table_every_n_epochs = layer_table_every_n_epochs
         self.last_table = ""
         self._last_metrics: dict[str, float] = {}
         self._aux_param_names: list[str] = []
@@ -455,6 +463,9 @@ class AuxMaskPruning(Callback):
         every = self.mask_images_every_n_epochs
         if every and (trainer.current_epoch + 1) % every == 0:
             self._log_mask_pictures(trainer)
+        every = self.layer_table_every_n_epochs
+        if every and (trainer.current_epoch + 1) % every == 0:
+            self._log_layer_table(trainer, suffix=f"_epoch{trainer.current_epoch}")
 
     @override
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -740,7 +751,7 @@ class AuxMaskPruning(Callback):
                     logger.experiment.add_image(f"auxprune/masks/{name}", image, step, dataformats="HW")
                     logger.experiment.add_histogram(f"auxprune/m/{name}", values, step)
 
-    def _log_layer_table(self, trainer: Trainer) -> None:
+    def _log_layer_table(self, trainer: Trainer, suffix: str = "") -> None:
         """The per-layer table at the end of fit: a W&B table, TensorBoard text, a CSV file next to the logs."""
         rows = self.pruner.layer_rows()
         if not rows or trainer.global_rank != 0:
@@ -754,7 +765,7 @@ class AuxMaskPruning(Callback):
                 lines += ["| " + " | ".join(str(v) for v in r.values()) + " |" for r in rows]
                 logger.experiment.add_text("auxprune/layers", "\n".join(lines), global_step=trainer.global_step)
             elif isinstance(logger, CSVLogger):
-                path = Path(logger.log_dir) / "auxprune_layers.csv"
+                path = Path(logger.log_dir) / f"auxprune_layers{suffix}.csv"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with path.open("w", newline="") as f:
                     writer = csv.DictWriter(f, fieldnames=columns)

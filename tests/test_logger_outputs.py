@@ -173,3 +173,12 @@ def test_tensorboard_gets_the_custom_scalars_layout(tmp_path):
     layout.ParseFromString(event.tensor_proto.string_val[0])
     charts = {chart.title: list(chart.multiline.tag) for c in layout.category for chart in c.chart}
     assert charts["density by layer"] == ["auxprune/density/.*"]
+
+
+def test_the_layer_table_can_also_go_out_every_epoch(tmp_path):
+    logger = CSVLogger(tmp_path, name="csv")
+    fit_with(tmp_path, [logger], layer_table_every_n_epochs=1)
+    files = sorted(p.name for p in Path(logger.log_dir).glob("auxprune_layers*.csv"))
+    assert files == ["auxprune_layers.csv"] + [f"auxprune_layers_epoch{e}.csv" for e in range(3)]
+    with pytest.raises(ValueError, match="layer_table_every_n_epochs=-1"):
+        AuxMaskPruning(layer_table_every_n_epochs=-1)
