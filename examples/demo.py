@@ -38,7 +38,10 @@ def loggers(out: Path, name: str, wandb: bool) -> list[Logger]:
 
         os.environ.setdefault("WANDB_MODE", "offline")
         os.environ.setdefault("WANDB_SILENT", "true")
-        result.append(WandbLogger(project="lightning-auxprune-demo", name=name, save_dir=str(out)))
+        wandb_logger = WandbLogger(project="lightning-auxprune-demo", name=name, save_dir=str(out))
+        # Lightning always passes `anonymous=None`, which wandb answers with a deprecation warning per run
+        wandb_logger._wandb_init.pop("anonymous", None)
+        result.append(wandb_logger)
     return result
 
 
