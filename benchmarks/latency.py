@@ -27,10 +27,10 @@ from benchmarks.timing import interleaved_medians, machine, state_bytes
 from examples.models import build_model
 from lightning_auxprune.bake import bake
 from lightning_auxprune.flops import count_flops
+from lightning_auxprune.layer_selection import select_layers
 from lightning_auxprune.options import MaskOptions
 from lightning_auxprune.patch import patch_model
 from lightning_auxprune.shrink import shrink
-from lightning_auxprune.targets import select_layers
 
 NEURON_LAYERS = {
     "vgg": [r"net\.features\.\d+", r"net\.classifier\.1"],

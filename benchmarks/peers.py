@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelPruning
 from torch import nn
 
-from lightning_auxprune.targets import SUPPORTED_TYPES, prunable_layers
+from lightning_auxprune.layer_selection import SUPPORTED_TYPES, prunable_layers
 
 
 def cubic_sparsity(progress: float, final: float) -> float:
@@ -128,7 +128,7 @@ class TorchPruningChannels(Callback):
             return
         import torch_pruning as tp
 
-        from lightning_auxprune.targets import select_layers
+        from lightning_auxprune.layer_selection import select_layers
 
         chosen = set(select_layers(pl_module, include=self.include))
         ignored = [m for n, m in weight_layers(pl_module).items() if n not in chosen]

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lightning_auxprune.targets import SUPPORTED_TYPES, prunable_layers
+from lightning_auxprune.layer_selection import SUPPORTED_TYPES, prunable_layers
 
 
 def count_flops(model: nn.Module, *inputs: Any) -> int:

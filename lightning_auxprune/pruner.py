@@ -56,6 +56,7 @@ from lightning_auxprune.controller import TargetController
 from lightning_auxprune.events import MaskEvents
 from lightning_auxprune.floor import UnitFloor
 from lightning_auxprune.flops import LayerFlops
+from lightning_auxprune.layer_selection import check_untied, output_layer, select_layers
 from lightning_auxprune.mask_set import MaskSet
 from lightning_auxprune.options import (
     Granularity,
@@ -70,12 +71,10 @@ from lightning_auxprune.options import (
 from lightning_auxprune.parametrization import AuxMask
 from lightning_auxprune.patch import find_masks, patch_model
 from lightning_auxprune.regularizer import add_regularizer_grad, regularizer_total
-from lightning_auxprune.report import layer_table
 from lightning_auxprune.restore import PrunedWeights
 from lightning_auxprune.schedule import PHASE_CODE, Phase, PruningSchedule, check_finite
-from lightning_auxprune.statistics import layer_stats
+from lightning_auxprune.statistics import layer_stats, layer_table
 from lightning_auxprune.target_bound import TargetBound
-from lightning_auxprune.targets import check_untied, output_layer, select_layers
 
 CONTROLLER_DEFAULTS: dict[str, float] = {"target_gain": 0.01, "target_p_gain": 2.0, "target_min_strength": 1e-9}
 STATE_VERSION = 2

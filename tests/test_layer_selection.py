@@ -1,7 +1,7 @@
 import pytest
 from torch import nn
 
-from lightning_auxprune.targets import select_layers
+from lightning_auxprune.layer_selection import select_layers
 
 
 def net():
