@@ -2,7 +2,7 @@
 
 For each model, neuron masks are attached to the layers whose units can be removed exactly
 (same patterns as ``examples/configs/*_neuron.yaml``) and the ``--fraction`` of units with the
-smallest L1 norm is closed; :func:`lightning_auxprune.shrink` then removes them. Latency depends
+smallest L1 norm is closed; :func:`lightning_auxprune.export.shrink` then removes them. Latency depends
 only on the resulting widths, not on how the masks were learned. Each setting (batch size x
 threads) reports the median of ``--repeats`` interleaved runs.
 
@@ -25,12 +25,12 @@ from torch import nn
 from benchmarks.commands import add_accelerator, command_line, device_of
 from benchmarks.timing import interleaved_medians, machine, state_bytes
 from examples.models import build_model
-from lightning_auxprune.bake import bake
+from lightning_auxprune.export.bake import bake
+from lightning_auxprune.export.shrink import shrink
 from lightning_auxprune.flops import count_flops
 from lightning_auxprune.layer_selection import select_layers
 from lightning_auxprune.options import MaskOptions
 from lightning_auxprune.patch import patch_model
-from lightning_auxprune.shrink import shrink
 
 NEURON_LAYERS = {
     "vgg": [r"net\.features\.\d+", r"net\.classifier\.1"],

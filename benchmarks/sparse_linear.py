@@ -2,7 +2,7 @@
 
 Times ``x @ W.T`` for the two big layers of the LeNets (784x300 of LeNet-300-100, 800x500 of
 LeNet-5) at several weight sparsities, batch 1 and 64, 1 and 2 threads: dense ``nn.Linear``
-vs :class:`lightning_auxprune.sparse_linear.SparseLinear`, median of interleaved runs.
+vs :class:`lightning_auxprune.export.sparse_linear.SparseLinear`, median of interleaved runs.
 
     python -m benchmarks.sparse_linear           # benchmarks/results/sparse_linear.json, docs/sparse_linear.md
     python -m benchmarks.sparse_linear --quick
@@ -21,7 +21,7 @@ from torch import nn
 
 from benchmarks.commands import add_accelerator, command_line, device_of
 from benchmarks.timing import interleaved_medians, machine
-from lightning_auxprune.sparse_linear import SparseLinear
+from lightning_auxprune.export.sparse_linear import SparseLinear
 
 SHAPES = {"lenet300100.fc1": (784, 300), "lenet5.fc1": (800, 500)}
 SPARSITIES = [0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]

@@ -7,19 +7,17 @@ Examples:
 
 """
 
-from lightning_auxprune.bake import bake, bake_state_dict
 from lightning_auxprune.callback import AuxMaskPruning
-from lightning_auxprune.controller import TargetController
+from lightning_auxprune.export.bake import bake, bake_state_dict
+from lightning_auxprune.export.shrink import ShrinkResult, UnsafeShrinkError, load_shrunk, save_shrunk, shrink
+from lightning_auxprune.export.sparse_file import load_sparse, save_sparse
+from lightning_auxprune.export.sparse_linear import SparseLinear, sparsify_linear
 from lightning_auxprune.flops import count_flops
 from lightning_auxprune.masked_weight import masked_weight
 from lightning_auxprune.options import MaskOptions
 from lightning_auxprune.parametrization import AuxMask
 from lightning_auxprune.patch import find_masks, patch_model
 from lightning_auxprune.pruner import AuxPruner
-from lightning_auxprune.schedule import PruningSchedule
-from lightning_auxprune.shrink import ShrinkResult, UnsafeShrinkError, load_shrunk, save_shrunk, shrink
-from lightning_auxprune.sparse_export import load_sparse, save_sparse
-from lightning_auxprune.sparse_linear import SparseLinear, sparsify_linear
 from lightning_auxprune.statistics import layer_stats, summarize
 
 __all__ = [
@@ -27,10 +25,8 @@ __all__ = [
     "AuxMaskPruning",
     "AuxPruner",
     "MaskOptions",
-    "PruningSchedule",
     "ShrinkResult",
     "SparseLinear",
-    "TargetController",
     "UnsafeShrinkError",
     "bake",
     "bake_state_dict",

@@ -53,9 +53,11 @@ from typing_extensions import override
 
 from lightning_auxprune.aux_group import AuxLrMode, align_schedulers, attach_aux_group, aux_lr, set_aux_lr
 from lightning_auxprune.aux_sgd import AuxOptimizer
-from lightning_auxprune.bake import bake
 from lightning_auxprune.controller import TargetController
 from lightning_auxprune.events import MaskEvents
+from lightning_auxprune.export.bake import bake
+from lightning_auxprune.export.shrink import save_shrunk, shrink
+from lightning_auxprune.export.sparse_file import save_sparse
 from lightning_auxprune.mask_images import mask_image, mask_values
 from lightning_auxprune.options import (
     Granularity,
@@ -71,8 +73,6 @@ from lightning_auxprune.parametrization import AuxMask
 from lightning_auxprune.patch import find_masks
 from lightning_auxprune.pruner import CONTROLLER_DEFAULTS, AuxPruner, UnreachableTargetError
 from lightning_auxprune.schedule import PruningSchedule
-from lightning_auxprune.shrink import OnUnsafe, ShrinkResult, save_shrunk, shrink
-from lightning_auxprune.sparse_export import save_sparse
 from lightning_auxprune.wandb_dashboard import TENSORBOARD_LAYOUT
 
 Unit = Literal["epoch", "step"]
@@ -794,18 +794,3 @@ class AuxMaskPruning(Callback):
         self._loaded_aux_param_names = list(state_dict["aux_param_names"])
         self._last_logged_step = int(state_dict["last_logged_step"])
         self._resume_differences = differences  # reported in on_fit_start: irrelevant to test/predict
-
-    # ----------------------------------------------------------------- export
-    def bake(self, model: nn.Module) -> nn.Module:
-        """A copy of ``model`` with the masks multiplied in and the original ``state_dict`` keys.
-
-        See [`lightning_auxprune.bake.bake`][lightning_auxprune.bake.bake].
-        """
-        return bake(model)
-
-    def shrink(self, model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error") -> ShrinkResult:
-        """A smaller dense copy of a neuron-pruned ``model`` without its closed units.
-
-        See [`lightning_auxprune.shrink.shrink`][lightning_auxprune.shrink.shrink].
-        """
-        return shrink(model, example_inputs, on_unsafe=on_unsafe)

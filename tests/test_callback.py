@@ -9,7 +9,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 
-from lightning_auxprune import AuxMaskPruning, MaskOptions, bake, find_masks, layer_stats, patch_model
+from lightning_auxprune import AuxMaskPruning, MaskOptions, bake, find_masks, layer_stats, patch_model, shrink
 from lightning_auxprune.aux_group import find_aux_group
 from tests.conftest import TinyNet, tiny_trainer, toy_loader
 
@@ -150,7 +150,7 @@ def test_bake_after_fit_gives_original_keys(tmp_path):
     keys = list(TinyNet().state_dict())
     cb = AuxMaskPruning(strength=2e-3, aux_lr=0.05, granularity="neuron", print_table=False)
     tiny_trainer(tmp_path, 2, [cb]).fit(model, toy_loader())
-    baked = cb.bake(model)
+    baked = bake(model)
     assert list(baked.state_dict()) == keys
     x = torch.randn(5, 16)
     torch.testing.assert_close(baked(x), model(x), rtol=0, atol=0)
@@ -271,7 +271,7 @@ def test_callback_shrink_removes_closed_units(tmp_path):
     tiny_trainer(tmp_path, 4, [cb]).fit(model, toy_loader())
     closed = int((cb.masks["fc1"].aux <= 0).sum())
     assert closed > 0
-    result = cb.shrink(model, torch.randn(4, 16))
+    result = shrink(model, torch.randn(4, 16))
     assert result.model.fc1.out_features == 32 - closed and result.model.fc2.in_features == 32 - closed
     x = torch.randn(6, 16)
     with torch.no_grad():

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_auxprune.bake import bake, bake_state_dict
+from lightning_auxprune.export.bake import bake, bake_state_dict
 from lightning_auxprune.options import MaskOptions
 from lightning_auxprune.patch import find_masks, patch_model
 

@@ -5,10 +5,10 @@ from torch import nn
 from examples.models.mobilenet import SmallMobileNetV2
 from examples.models.resnet import ResNet20
 from examples.models.vgg import VGGLike
+from lightning_auxprune.export.shrink import UnsafeShrinkError, load_shrunk, save_shrunk, shrink
 from lightning_auxprune.layer_selection import select_layers
 from lightning_auxprune.options import MaskOptions
 from lightning_auxprune.patch import patch_model
-from lightning_auxprune.shrink import UnsafeShrinkError, load_shrunk, save_shrunk, shrink
 
 NEURON = MaskOptions(granularity="neuron")
 

@@ -1,9 +1,9 @@
 import torch
 
 from examples.models.lenet import LeNet300100
+from lightning_auxprune.export.sparse_linear import SparseLinear, sparsify_linear
 from lightning_auxprune.options import MaskOptions
 from lightning_auxprune.patch import patch_model
-from lightning_auxprune.sparse_linear import SparseLinear, sparsify_linear
 
 
 def test_only_sparse_enough_layers_are_converted_and_outputs_match():

@@ -116,7 +116,7 @@ def bake_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.T
     ``<layer>.parametrizations.weight.original`` and ``<layer>.parametrizations.weight.0.aux``
     become ``<layer>.weight = W * h(M)``; a gated bias likewise. Other keys pass through.
     A state_dict does not say which BatchNorm follows which neuron-masked layer: for neuron
-    granularity with BatchNorm, bake the model with [`bake`][lightning_auxprune.bake.bake] instead.
+    granularity with BatchNorm, bake the model with [`bake`][lightning_auxprune.export.bake.bake] instead.
 
     Examples:
         >>> sd = {"fc.parametrizations.weight.original": torch.ones(1, 2),

@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from examples.models.lenet import LeNet300100
+from lightning_auxprune.export.sparse_file import load_sparse, save_sparse
 from lightning_auxprune.options import MaskOptions
 from lightning_auxprune.patch import patch_model
-from lightning_auxprune.sparse_export import load_sparse, save_sparse
 
 
 def pruned_lenet(density=0.05):

@@ -36,7 +36,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from lightning_auxprune.bake import bake
+from lightning_auxprune.export.bake import bake
 from lightning_auxprune.flops import count_flops
 from lightning_auxprune.patch import find_masks
 
@@ -50,7 +50,7 @@ class UnsafeShrinkError(ValueError):
 
 @dataclass
 class ShrinkResult:
-    """What [`shrink`][lightning_auxprune.shrink.shrink] produced.
+    """What [`shrink`][lightning_auxprune.export.shrink.shrink] produced.
 
     Attributes:
         model: The shrunk plain model (eval mode).
@@ -216,7 +216,7 @@ def save_shrunk(model: nn.Module, path: str) -> None:
 
     ``torch.save(model, path)`` also works (the shrunk model is a plain module); this form
     loads into a fresh instance of the original architecture with
-    [`load_shrunk`][lightning_auxprune.shrink.load_shrunk].
+    [`load_shrunk`][lightning_auxprune.export.shrink.load_shrunk].
     """
     torch.save({"state_dict": model.state_dict(), "widths": layer_widths(model)}, path)
 

@@ -2,7 +2,8 @@
 
 Only worth it where measured faster: ``benchmarks/sparse_linear.py`` times dense vs CSR
 matrix products and ``docs/export.md`` shows from which sparsity CSR wins. The default
-``min_sparsity`` of [`sparsify_linear`][lightning_auxprune.sparse_linear.sparsify_linear] comes from that measurement.
+``min_sparsity`` of [`sparsify_linear`][lightning_auxprune.export.sparse_linear.sparsify_linear] comes from that
+measurement.
 
 Examples:
     >>> import torch
@@ -17,14 +18,10 @@ Examples:
 
 from __future__ import annotations
 
-import copy
-import warnings
-
 import torch
 from torch import nn
 
-from lightning_auxprune.bake import bake
-from lightning_auxprune.patch import find_masks
+from lightning_auxprune.export.csr import check_min_sparsity, plain_model, to_csr, zero_fraction
 
 DEFAULT_MIN_SPARSITY = 0.9
 
@@ -42,9 +39,7 @@ class SparseLinear(nn.Module):
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        with warnings.catch_warnings():  # torch's 'CSR support is in beta' notice
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            self.register_buffer("weight", linear.weight.detach().to_sparse_csr())
+        self.register_buffer("weight", to_csr(linear.weight))
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,11 +63,10 @@ def sparsify_linear(model: nn.Module, min_sparsity: float = DEFAULT_MIN_SPARSITY
         model: Patched or plain model.
         min_sparsity: Convert layers at least this sparse (fraction of zero weights).
     """
-    if not 0.0 <= min_sparsity <= 1.0:
-        raise ValueError(f"min_sparsity={min_sparsity} must be in [0, 1].")
-    plain = bake(model) if find_masks(model) else copy.deepcopy(model)
+    check_min_sparsity(min_sparsity)
+    plain = plain_model(model, require_masks=False)
     for name, module in list(plain.named_modules()):
-        if isinstance(module, nn.Linear) and float((module.weight == 0).float().mean()) >= min_sparsity:
+        if isinstance(module, nn.Linear) and zero_fraction(module.weight) >= min_sparsity:
             parent_name, _, child = name.rpartition(".")
             parent = plain.get_submodule(parent_name) if parent_name else plain
             setattr(parent, child, SparseLinear(module))

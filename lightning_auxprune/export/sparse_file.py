@@ -1,10 +1,10 @@
 """Compact export of an unstructured (weight-granularity) pruned model: CSR per weight tensor.
 
-[`save_sparse`][lightning_auxprune.sparse_export.save_sparse] bakes the model (if it is patched) and stores every
+[`save_sparse`][lightning_auxprune.export.sparse_file.save_sparse] bakes the model (if it is patched) and stores every
 floating-point tensor
 of rank >= 2 whose sparsity reaches ``min_sparsity`` as CSR of its ``[rows, -1]`` view, with
 int32 indices (8 bytes per non-zero instead of 4 per entry: smaller from 50% sparsity on).
-Other tensors are stored dense. [`load_sparse`][lightning_auxprune.sparse_export.load_sparse] returns the ordinary
+Other tensors are stored dense. [`load_sparse`][lightning_auxprune.export.sparse_file.load_sparse] returns the ordinary
 dense ``state_dict``.
 
 Examples:
@@ -23,22 +23,18 @@ Examples:
 from __future__ import annotations
 
 import os
-import warnings
 from typing import IO, Any
 
 import torch
 from torch import nn
 
-from lightning_auxprune.bake import bake
-from lightning_auxprune.patch import find_masks
+from lightning_auxprune.export.csr import check_min_sparsity, plain_model, to_csr, zero_fraction
 
 FORMAT = "lightning-auxprune-sparse/1"
 
 
 def _to_csr(tensor: torch.Tensor) -> dict[str, Any]:
-    with warnings.catch_warnings():  # torch's 'CSR support is in beta' notice, once per tensor
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        csr = tensor.detach().reshape(tensor.shape[0], -1).to_sparse_csr()
+    csr = to_csr(tensor.reshape(tensor.shape[0], -1))
     return {
         "kind": "csr",
         "shape": tuple(tensor.shape),
@@ -64,19 +60,12 @@ def sparse_state(model: nn.Module, min_sparsity: float = 0.5, require_masks: boo
         ValueError: If ``min_sparsity`` is outside [0, 1], or ``model`` carries no masks while
             ``require_masks`` is True.
     """
-    if not 0.0 <= min_sparsity <= 1.0:
-        raise ValueError(f"min_sparsity={min_sparsity} must be in [0, 1].")
-    patched = bool(find_masks(model))
-    if not patched and require_masks:
-        raise ValueError(
-            f"{type(model).__name__} was never patched with auxiliary masks, so there is no pruning to export. "
-            "Train it with AuxMaskPruning first, or pass require_masks=False to export a plain model."
-        )
-    plain = bake(model) if patched else model
+    check_min_sparsity(min_sparsity)
+    plain = plain_model(model, require_masks)
     tensors: dict[str, Any] = {}
     for key, value in plain.state_dict().items():
         sparse_enough = value.is_floating_point() and value.dim() >= 2 and value.numel() > 0
-        if sparse_enough and float((value == 0).float().mean()) >= min_sparsity:
+        if sparse_enough and zero_fraction(value) >= min_sparsity:
             tensors[key] = _to_csr(value)
         else:
             tensors[key] = {"kind": "dense", "value": value.detach().clone()}
