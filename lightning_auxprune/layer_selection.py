@@ -46,7 +46,18 @@ def layer_types(names: Sequence[str] | None) -> tuple[type[nn.Module], ...]:
     return tuple(SUPPORTED_TYPES[n] for n in names)
 
 
-def _compile(patterns: Sequence[str] | None, what: str) -> list[re.Pattern[str]]:
+def compile_patterns(patterns: Sequence[str] | None, what: str) -> list[re.Pattern[str]]:
+    """Compile ``include``/``exclude`` regexes, with errors that say what to pass instead.
+
+    Raises:
+        TypeError: For a single string instead of a list.
+        ValueError: For an invalid regex.
+
+    Examples:
+        >>> [p.pattern for p in compile_patterns(["fc.*", "conv1"], "include")]
+        ['fc.*', 'conv1']
+
+    """
     if patterns is None:
         return []
     if isinstance(patterns, str):
@@ -163,7 +174,7 @@ def select_layers(
     if not candidates:
         kinds = ", ".join(c.__name__ for c in classes)
         raise ValueError(f"{type(model).__name__} has no prunable layer of type {kinds}; nothing to prune.")
-    inc, exc = _compile(include, "include"), _compile(exclude, "exclude")
+    inc, exc = compile_patterns(include, "include"), compile_patterns(exclude, "exclude")
     for pattern in inc + exc:
         if not any(pattern.fullmatch(name) for name in candidates):
             raise ValueError(

@@ -56,7 +56,13 @@ from lightning_auxprune.controller import TargetController
 from lightning_auxprune.events import MaskEvents
 from lightning_auxprune.floor import UnitFloor
 from lightning_auxprune.flops import LayerFlops
-from lightning_auxprune.layer_selection import check_untied, output_layer, select_layers
+from lightning_auxprune.layer_selection import (
+    check_untied,
+    compile_patterns,
+    output_layer,
+    select_layers,
+)
+from lightning_auxprune.layer_selection import layer_types as layer_types_of
 from lightning_auxprune.mask_set import MaskSet
 from lightning_auxprune.options import (
     Granularity,
@@ -205,9 +211,9 @@ class AuxPruner:
         check_choice("aux_optimizer", aux_optimizer, AuxOptimizer)
         if aux_lr <= 0:
             raise ValueError(f"aux_lr={aux_lr} must be > 0; use freeze=... to stop the masks from moving.")
-        for name, patterns in (("include", include), ("exclude", exclude)):
-            if isinstance(patterns, str):
-                raise TypeError(f"{name} must be a list of regexes, not the string {patterns!r}: use [{patterns!r}].")
+        compile_patterns(include, "include")  # a typo in a regex fails here, not at the first fit
+        compile_patterns(exclude, "exclude")
+        layer_types_of(layer_types)
         self.strength = strength
         self.regularizer: RegularizerName = regularizer
         self.aux_lr = aux_lr

@@ -169,6 +169,8 @@ def test_the_pruner_needs_its_masks_first():
         ({"warmup": float("nan")}, "warmup=nan must be a finite number"),
         ({"aux_optimizer": "adam"}, "Unknown aux_optimizer"),
         ({"target_sparsity": 0.5}, "needs to know when to reach it"),
+        ({"include": ["fc("]}, "include pattern 'fc\\(' is not a valid regex"),
+        ({"layer_types": ["Dense"]}, "Unsupported layer type"),
     ],
 )
 def test_bad_settings_are_refused_at_construction(kwargs, match):
