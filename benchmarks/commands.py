@@ -38,6 +38,14 @@ def device_of(accelerator: str) -> torch.device:
     return torch.device("cuda", 0)
 
 
+def add_training_data(parser: argparse.ArgumentParser) -> None:
+    """``--epochs``, ``--data-dir``, ``--val-size``, ``--train-subset``: what every training benchmark takes."""
+    parser.add_argument("--epochs", type=int, default=None, help="override the per-model budget")
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
+    parser.add_argument("--train-subset", type=int, default=None, help="train on the first N images only")
+
+
 def apply_quick(args: argparse.Namespace) -> None:
     """The ``--quick`` training budget: 2 epochs on 400 training and 100 validation images."""
     args.epochs, args.train_subset, args.val_size = 2, 400, 100

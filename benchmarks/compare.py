@@ -26,7 +26,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 from torch import nn
 
-from benchmarks.commands import add_accelerator, apply_quick
+from benchmarks.commands import add_accelerator, add_training_data, apply_quick
 from benchmarks.peers import (
     GradualMagnitudePruning,
     TorchPruningChannels,
@@ -302,10 +302,7 @@ def main(argv: list[str] | None = None) -> list[Record]:
     parser.add_argument("--models", nargs="+", default=list(GRID), choices=list(GRID))
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=None, help="override the per-model budget")
-    parser.add_argument("--data-dir", default="data")
-    parser.add_argument("--val-size", type=int, default=5000)
-    parser.add_argument("--train-subset", type=int, default=None)
+    add_training_data(parser)
     parser.add_argument("--out", default="benchmarks/results/runs.jsonl")
     parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images, one setting per method")
     add_accelerator(parser)

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.commands import add_accelerator, apply_quick, command_line
+from benchmarks.commands import add_accelerator, add_training_data, apply_quick, command_line
 from benchmarks.compare import GRID, METHODS, run
 
 DEFAULT_METHODS = ["gmp", "autoprune_target_sgd_floor"]
@@ -34,10 +34,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--setting", type=float, default=0.99)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--data-dir", default="data")
-    parser.add_argument("--val-size", type=int, default=5000)
-    parser.add_argument("--train-subset", type=int, default=None)
+    add_training_data(parser)
     parser.add_argument("--out", default="benchmarks/results/spread.jsonl")
     parser.add_argument("--markdown", default="docs/spread.md")
     parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images")

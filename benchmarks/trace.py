@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lightning.pytorch.loggers import CSVLogger
 
-from benchmarks.commands import add_accelerator, apply_quick, command_line
+from benchmarks.commands import add_accelerator, add_training_data, apply_quick, command_line
 from benchmarks.compare import GRID, METHODS, Record, run
 
 COLUMNS = {
@@ -77,10 +77,7 @@ def main(argv: list[str] | None = None) -> tuple[Record, list[dict[str, float]]]
     parser.add_argument("--method", default="autoprune_target", choices=[m for m in METHODS if m != "dense"])
     parser.add_argument("--setting", type=float, default=0.99)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--data-dir", default="data")
-    parser.add_argument("--val-size", type=int, default=5000)
-    parser.add_argument("--train-subset", type=int, default=None)
+    add_training_data(parser)
     parser.add_argument("--every", type=int, default=400, help="print one logged row per this many steps")
     parser.add_argument("--out", default="runs/trace", help="folder of the CSV logs")
     parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images")

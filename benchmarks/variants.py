@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, cast
 
-from benchmarks.commands import add_accelerator
+from benchmarks.commands import add_accelerator, add_training_data
 from benchmarks.compare import Record, append_record, budget, load_records, run
 
 
@@ -55,10 +55,7 @@ def common_arguments(description: str | None, out: str, markdown: str, seeds: li
     """The command-line arguments every variant script takes."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", nargs="+", type=int, default=seeds)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--data-dir", default="data")
-    parser.add_argument("--val-size", type=int, default=5000)
-    parser.add_argument("--train-subset", type=int, default=None)
+    add_training_data(parser)
     parser.add_argument("--out", default=out)
     parser.add_argument("--markdown", default=markdown)
     parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images, two variants")
