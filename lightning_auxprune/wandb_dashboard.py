@@ -13,8 +13,8 @@ Build it without a server (the object can be inspected and tested), save it when
 it to every ``TensorBoardLogger`` at the start of ``fit``.
 
 Examples:
-    >>> workspace = build_workspace("team", "pruning")  # doctest: +SKIP
-    >>> [s.name for s in workspace.sections]  # doctest: +SKIP
+    >>> workspace = build_workspace("team", "pruning", layers=["net.fc1"])
+    >>> [s.name for s in workspace.sections]
     ['Pruning progress', 'Density by layer', 'Prune and recovery events', 'Accuracy vs compression', 'Masks']
 
 """
