@@ -1,5 +1,6 @@
 """``torch.compile`` of a patched model trains, prunes and bakes like eager."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -32,6 +33,7 @@ def run(compiled: bool):
     return net, pruner, frames, x[0]
 
 
+@pytest.mark.slow
 def test_compiled_training_matches_eager():
     torch._dynamo.reset()
     eager_net, eager, _, x = run(compiled=False)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 SCRIPT = Path(__file__).with_name("ddp_script.py")
@@ -24,6 +25,7 @@ def pruned_entries(state):
     return sum(int((v <= 0).sum()) for k, v in state.items() if k.endswith(".aux"))
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_agree_and_log_once(tmp_path):
     proc = launch(tmp_path, "ddp")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -43,6 +45,7 @@ def test_ddp_two_processes_agree_and_log_once(tmp_path):
     assert len(rows) == 12
 
 
+@pytest.mark.slow
 def test_ddp_fork_brings_masks_and_weights_back_when_attached_first(tmp_path):
     proc = launch(tmp_path, "ddp_fork", "--attach")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -54,6 +57,7 @@ def test_ddp_fork_brings_masks_and_weights_back_when_attached_first(tmp_path):
         assert not torch.equal(state[key], initial[key]), key
 
 
+@pytest.mark.slow
 def test_ddp_spawn_is_refused_and_ddp_fork_needs_attach(tmp_path):
     proc = launch(tmp_path, "ddp_spawn")
     assert proc.returncode != 0 and "Use strategy='ddp'" in proc.stderr

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from benchmarks import compare, report
 
 
@@ -7,6 +9,7 @@ def refuse_to_train(*args, **kwargs):
     raise AssertionError("a run that is already in the results file was trained again")
 
 
+@pytest.mark.slow
 def test_compare_quick_and_report(tmp_path, fake_data_dir, monkeypatch):
     runs = tmp_path / "runs.jsonl"
     records = compare.main(

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 import yaml
 
 from examples.cli import main
@@ -43,6 +44,7 @@ def test_cli_fit_runs_with_the_callback(tmp_path, fake_data_dir):
     assert float(cli.trainer.callback_metrics["auxprune/sparsity"]) > 0
 
 
+@pytest.mark.slow
 def test_neuron_configs_train_and_shrink_exactly(tmp_path, fake_data_dir):
     import torch
 

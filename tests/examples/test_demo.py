@@ -1,9 +1,12 @@
 import json
 import warnings
 
+import pytest
+
 from examples.demo import main
 
 
+@pytest.mark.slow
 def test_demo_quick_run_prints_and_writes_everything(tmp_path, fake_data_dir, capsys, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     out = tmp_path / "demo"
