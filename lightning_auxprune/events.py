@@ -49,6 +49,7 @@ class MaskEvents:
         after: Sequence[torch.Tensor],
         open_before: torch.Tensor | None = None,
         open_after: torch.Tensor | None = None,
+        change: Sequence[torch.Tensor] | None = None,
     ) -> None:
         """Count the entries that flipped between two lists of 0/1 gates (no host sync).
 
@@ -57,12 +58,13 @@ class MaskEvents:
             after: h(M) per layer after the step, same shapes.
             open_before: Open entries per layer before, if already counted.
             open_after: Open entries per layer after, if already counted.
+            change: ``after - before`` per layer, if already computed.
 
         """
         if not before:
             return
         with torch.no_grad():
-            change = torch._foreach_sub(list(after), list(before))
+            change = torch._foreach_sub(list(after), list(before)) if change is None else change
             flips = _total(change)
             opened_after = _total(after) if open_after is None else open_after.sum()
             opened_before = _total(before) if open_before is None else open_before.sum()

@@ -479,10 +479,12 @@ class AuxPruner:
             state.bound.apply(self._set.aux)
         gates = self._set.hard_gates()
         opened = self._set.open_entries(gates)
-        self.events.record(state.gates, gates, state.open, opened)
-        state.gates, state.open = gates, opened
+        with torch.no_grad():
+            change = torch._foreach_sub(gates, state.gates)
+        self.events.record(state.gates, gates, state.open, opened, change)
         if state.keeper is not None:
-            state.keeper.park(gates)
+            state.keeper.update(change)
+        state.gates, state.open = gates, opened
 
     def _lambda_for_step(self, position: float, state: _StepState) -> float | torch.Tensor:
         if self.controller is None:

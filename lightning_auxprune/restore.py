@@ -5,12 +5,14 @@ With ``weight_grad="masked"`` a pruned weight gets no gradient, but the optimize
 back with the value it had when it was pruned, its value is *parked* when its mask closes and
 written back after every optimizer step:
 
-* ``parked = W - W * h(M)``: the values of closed weights, zero where open (after each step);
-* after the next step, ``W = W * h_step + parked``, with ``h_step`` the gate that was in force
-  during the step.
+* ``parked = W - W * h(M)``: the values of closed weights, zero where open (set once);
+* after each step, ``W = W * h_step + parked``, with ``h_step`` the gate that was in force
+  during the step;
+* then ``parked -= W * (h_new - h_step)``: a weight whose mask just closed is parked, one that
+  just reopened is released (``W - W`` is exactly 0), the others keep their value.
 
-Both are in-place multi-tensor kernels over all layers: one persistent buffer the size of the
-masked weights, no per-step allocation or copy of the weights, no host synchronisation.
+All are in-place multi-tensor kernels over all layers: one persistent buffer the size of the
+masked weights, no per-step allocation, no copy of the weights, no host synchronisation.
 
 Examples:
     >>> import torch
@@ -22,6 +24,9 @@ Examples:
     >>> keeper.restore([gate])   # ... the pruned one is put back
     >>> w.tolist()
     [0.5, 2.0, 2.5]
+    >>> keeper.update([torch.tensor([-1.0, 1.0, 0.0])])  # h: 1 -> 0, 0 -> 1, 1 -> 1
+    >>> keeper.parked[0].tolist()  # the first weight is parked now, the second released
+    [0.5, 0.0, 0.0]
 
 """
 
@@ -69,6 +74,17 @@ class PrunedWeights:
         with torch.no_grad():
             torch._foreach_copy_(self.parked, self.tensors)
             torch._foreach_addcmul_(self.parked, self.tensors, self._views(gates), value=-1)
+
+    def update(self, changes: Sequence[torch.Tensor]) -> None:
+        """``parked -= W * (h_new - h_step)`` after :meth:`restore`, with ``changes`` = h_new - h_step per layer.
+
+        Right after the restore a closed weight equals its parked value, so a reopened one's
+        ``parked - W`` is exactly 0 and a newly closed one's ``0 + W`` is its value.
+        """
+        if not self.tensors:
+            return
+        with torch.no_grad():
+            torch._foreach_addcmul_(self.parked, self.tensors, self._views(changes), value=-1)
 
     def restore(self, gates: Sequence[torch.Tensor]) -> None:
         """``W = W * h + parked``: undo the optimizer's move of the weights closed during the step.
