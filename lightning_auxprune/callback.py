@@ -129,6 +129,8 @@ class AuxMaskPruning(Callback):
             takes to climb back once the target catches up (see docs/configuration.md).
         target_tolerance: How far past its target pruning may go at most: the kept fraction never
             falls below ``(1 - target_tolerance)`` times the target's, whatever the run length.
+        cost_aware: With ``target_flops``, push each mask entry in proportion to the FLOPs its
+            closing saves, so costly units close first (``False``: every entry alike).
         min_units: Neuron granularity: units of each layer kept open at least.
         min_unit_fraction: Neuron granularity: fraction of each layer's units kept open at least
             (with ``min_units``: ``max(min_units, ceil(fraction * units))``).
@@ -185,6 +187,7 @@ class AuxMaskPruning(Callback):
         target_p_gain: float = CONTROLLER_DEFAULTS["target_p_gain"],
         target_min_strength: float = CONTROLLER_DEFAULTS["target_min_strength"],
         target_tolerance: float = 0.25,
+        cost_aware: bool = True,
         min_units: int = 1,
         min_unit_fraction: float = 0.05,
         keep_output_layer: bool = True,

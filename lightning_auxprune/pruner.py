@@ -99,6 +99,7 @@ class _StepState:
     keeper: PrunedWeights | None
     flops: tuple[float, torch.Tensor] | None  # kept-FLOPs ratio = base + (coefficients * density).sum()
     bound: TargetBound | None = None  # no pruning far past the target
+    costs: list[float] | None = None  # cost-aware push: FLOPs saved per entry, relative to the mean
 
 
 class AuxPruner:
@@ -143,6 +144,9 @@ class AuxPruner:
         target_tolerance: How far past a target pruning may go at most: the kept fraction never
             falls below ``(1 - tolerance)`` times the target's (see
             [`lightning_auxprune.target_bound`][lightning_auxprune.target_bound]), in [0, 1).
+        cost_aware: With ``target_flops``, push each mask entry in proportion to the FLOPs its
+            closing saves (relative to the average entry), so costly units close first; ``False``
+            pushes every entry alike.
         min_units: Neuron granularity: units of each layer kept open at least (see
             [`lightning_auxprune.floor`][lightning_auxprune.floor]); 0 with ``min_unit_fraction=0`` lets a layer close.
         min_unit_fraction: Neuron granularity: fraction of each layer's units kept open at least.
@@ -178,6 +182,7 @@ class AuxPruner:
         target_p_gain: float = CONTROLLER_DEFAULTS["target_p_gain"],
         target_min_strength: float = CONTROLLER_DEFAULTS["target_min_strength"],
         target_tolerance: float = 0.25,
+        cost_aware: bool = True,
         min_units: int = 1,
         min_unit_fraction: float = 0.05,
         keep_output_layer: bool = True,
@@ -234,6 +239,7 @@ class AuxPruner:
                 f"target_tolerance={target_tolerance} must be in [0, 1): the kept fraction's allowed shortfall."
             )
         self.target_tolerance = target_tolerance
+        self.cost_aware = cost_aware
         self.keep_output_layer = keep_output_layer
         self.floor: UnitFloor | None = None
         self.collapsed: list[str] = []
@@ -456,10 +462,14 @@ class AuxPruner:
             base, coefficients = self.flops.linear_ratio(cast(nn.Module, self._model), self._set.names)
             shares = [c / n for c, n in zip(coefficients, self._set.entry_counts, strict=True)]
             state.bound = self._target_bound(shares, 1.0, base)
+            if self.cost_aware and sum(coefficients) > 0:
+                mean = sum(coefficients) / sum(self._set.entry_counts)
+                state.costs = [share / mean for share in shares]
         if all(aux.grad is None for aux in self._set.aux):
             return  # a skipped batch or frozen layers: no data gradient, no push, lambda unchanged
         if self.phase(position) == "pruning":
-            add_regularizer_grad(self._set.masks, self.regularizer, self._lambda_for_step(position, state), state.gates)
+            strength = self._lambda_for_step(position, state)
+            add_regularizer_grad(self._set.masks, self.regularizer, strength, state.gates, state.costs)
         else:
             for aux in self._set.aux:
                 aux.grad = None
@@ -611,6 +621,7 @@ class AuxPruner:
             "target_min_strength": controller.min_strength if controller else None,
             "target_end": controller.end if controller else None,
             "target_tolerance": self.target_tolerance,
+            "cost_aware": self.cost_aware,
             "min_units": self.min_units,
             "min_unit_fraction": self.min_unit_fraction,
             "keep_output_layer": self.keep_output_layer,

@@ -121,8 +121,9 @@ def add_regularizer_grad(
     kind: RegularizerName,
     strength: float | torch.Tensor,
     gates: Sequence[torch.Tensor] | None = None,
+    costs: Sequence[float] | None = None,
 ) -> None:
-    """Accumulate ``strength * dR/dM`` into the ``aux.grad`` of each mask that has one.
+    """Accumulate ``strength * cost * dR/dM`` into the ``aux.grad`` of each mask that has one.
 
     A mask without a gradient (its layer was frozen or unused, or the batch was skipped) is left
     alone: pushed by the regularizer only, every such mask would close at the same step.
@@ -132,6 +133,8 @@ def add_regularizer_grad(
         kind: ``"count"`` or ``"l1"``.
         strength: lambda, >= 0: a number (zero is a no-op) or a 0-d tensor on the masks' device.
         gates: h(M) per layer (aligned with ``masks``), if already computed.
+        costs: A weight per layer for its entries' push (the cost-aware push of a FLOPs target:
+            what closing one entry saves, relative to the average entry); ``None``: 1 everywhere.
 
     Examples:
         >>> from lightning_auxprune.options import MaskOptions
@@ -148,7 +151,10 @@ def add_regularizer_grad(
     if len(chosen) < len(masks):
         masks = [masks[i] for i in chosen]
         gates = [gates[i] for i in chosen] if gates is not None else None
+        costs = [costs[i] for i in chosen] if costs is not None else None
     push = regularizer_grads(masks, kind, gates)
     with torch.no_grad():
+        if costs is not None:
+            torch._foreach_mul_(push, list(costs))
         torch._foreach_mul_(push, strength)
         torch._foreach_add_([cast(torch.Tensor, m.aux.grad) for m in masks], push)
