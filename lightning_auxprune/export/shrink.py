@@ -154,8 +154,27 @@ def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error",
     current = bake(model).eval()
     result = ShrinkResult(model=current, dense_macs=count_flops(current, *inputs) // 2)
     graph = tp.DependencyGraph().build_dependency(current, example_inputs=inputs)
+
+    def refuse(name: str, count: int, reason: str) -> None:
+        message = (
+            f"Cannot remove the {count} closed units of layer {name!r}: {reason}. Exclude the coupled "
+            "layers from neuron pruning (or mask them together), or pass on_unsafe='skip'."
+        )
+        if on_unsafe == "error":
+            raise UnsafeShrinkError(message)
+        warnings.warn(message + " Skipped.", stacklevel=3)
+        result.skipped[name] = reason
+
     for name in masks:
-        group, candidates = _removable_group(tp, graph, current, name, closed)
+        try:
+            group, candidates = _removable_group(tp, graph, current, name, closed)
+        except (ValueError, KeyError, RuntimeError, AttributeError) as err:  # e.g. attention's out_proj
+            reason = (
+                "Torch-Pruning's dependency graph does not cover it (a layer used through its weight, as "
+                f"nn.MultiheadAttention uses out_proj: {type(err).__name__}: {err})"
+            )
+            refuse(name, sum(closed[name]), reason)
+            continue
         if group is None:
             continue
         snapshot = copy.deepcopy(current)
@@ -183,14 +202,7 @@ def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error",
             continue
         current = snapshot
         graph = tp.DependencyGraph().build_dependency(current, example_inputs=inputs)
-        message = (
-            f"Cannot remove the {len(candidates)} closed units of layer {name!r}: {reason}. Exclude the coupled "
-            "layers from neuron pruning (or mask them together), or pass on_unsafe='skip'."
-        )
-        if on_unsafe == "error":
-            raise UnsafeShrinkError(message)
-        warnings.warn(message + " Skipped.", stacklevel=2)
-        result.skipped[name] = reason
+        refuse(name, len(candidates), reason)
     result.model = current
     result.shrunk_macs = count_flops(current, *inputs) // 2
     return result

@@ -153,3 +153,35 @@ def test_grouped_conv_that_cannot_be_split_is_reported():
         result = shrink(model, x, on_unsafe="skip")
     with torch.no_grad():
         torch.testing.assert_close(result.model(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+class WithAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(6, 8)
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        y = self.embed(x)
+        return self.head(self.attn(y, y, y, need_weights=False)[0].mean(dim=1))
+
+
+def test_attention_out_proj_is_refused_by_name_or_skipped():
+    import warnings
+
+    from lightning_auxprune import AuxPruner
+
+    torch.manual_seed(0)
+    model = WithAttention().eval()
+    masks = AuxPruner(granularity="neuron", min_units=0, min_unit_fraction=0.0).attach(model)
+    with torch.no_grad():
+        masks["attn.out_proj"].aux[:3] = -1.0
+    x = torch.randn(2, 4, 6)
+    with pytest.raises(UnsafeShrinkError, match=r"'attn\.out_proj'.*dependency graph does not cover it"):
+        shrink(model, x, on_unsafe="error")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        result = shrink(model, x, on_unsafe="skip")
+    assert "attn.out_proj" in result.skipped
+    torch.testing.assert_close(result.model(x), model(x), rtol=0, atol=1e-5)
