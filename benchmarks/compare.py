@@ -35,7 +35,7 @@ from benchmarks.peers import (
     weight_of,
 )
 from benchmarks.recipes import TARGET_RECIPES
-from benchmarks.timing import quiet_trainer
+from benchmarks.timing import quiet_trainer, synchronize
 from examples.classifier import ImageClassifier
 from examples.data.fashion_mnist import FashionMNISTDataModule
 from lightning_auxprune import AuxMaskPruning, bake, find_masks, shrink
@@ -152,15 +152,17 @@ class StepTimer(Callback):
         self.times: list[float] = []
         self._start = 0.0
 
-    def on_train_batch_start(self, *args: Any) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        synchronize(pl_module.device)
         self._start = time.perf_counter()
 
-    def on_train_batch_end(self, *args: Any) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        synchronize(pl_module.device)  # a GPU step is timed to its end, not to its launch
         self.times.append((time.perf_counter() - self._start) * 1000.0)
 
-    def median_ms(self) -> float:
-        """Median over the steps after the first 10 (warm-up)."""
-        return statistics.median(self.times[10:] or self.times)
+    def median_ms(self, skip: int = 10) -> float:
+        """Median over the steps after the first ``skip`` (warm-up)."""
+        return statistics.median(self.times[skip:] or self.times)
 
 
 def callbacks_for(

@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.commands import add_accelerator, command_line, device_of
+from benchmarks.compare import StepTimer
 from benchmarks.peers import GradualMagnitudePruning, lightning_model_pruning
 from benchmarks.timing import machine, synchronize
 from examples.classifier import ImageClassifier
@@ -50,31 +51,6 @@ LABELS = {
     "modelpruning": "ModelPruning (L1, 50%)",
 }
 TARGETS = {"lenet300100": 1.3, "lenet5": 1.1, "vit": 1.2}  # CPU, one thread, weight masks (issue targets)
-
-
-class SyncedStepTimer(Callback):
-    """Wall time of each training step, waiting for the accelerator at both ends."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self._start = 0.0
-
-    @staticmethod
-    def _sync(device: torch.device) -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        self._sync(pl_module.device)
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        self._sync(pl_module.device)
-        self.times.append((time.perf_counter() - self._start) * 1000.0)
-
-    def median_ms(self) -> float:
-        """Median of the second half of the steps."""
-        return statistics.median(self.times[len(self.times) // 2 :])
 
 
 def callbacks_for(method: str, model: ImageClassifier, steps: int) -> list[Callback]:
@@ -99,7 +75,7 @@ def one_run(model_name: str, method: str, args: argparse.Namespace) -> float:
     """Median step time (ms) of one method on one model."""
     L.seed_everything(0)
     model = ImageClassifier(arch=model_name, optimizer="sgd", lr=0.01)
-    timer = SyncedStepTimer()
+    timer = StepTimer()
     per_epoch = max(1, args.steps // 2)  # two epochs: ModelPruning prunes at the end of the first
     g = torch.Generator().manual_seed(0)
     images = torch.randn(per_epoch * args.batch_size, 1, 28, 28, generator=g)
@@ -120,7 +96,7 @@ def one_run(model_name: str, method: str, args: argparse.Namespace) -> float:
         log_every_n_steps=50,
     )
     trainer.fit(model, loader)
-    return timer.median_ms()
+    return timer.median_ms(skip=len(timer.times) // 2)
 
 
 PHASES = ["forward", "backward", "before_optimizer_step", "optimizer.step", "after_optimizer_step", "zero_grad"]

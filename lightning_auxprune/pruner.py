@@ -458,13 +458,7 @@ class AuxPruner:
         """
         state = self._step_state()
         if self.controller is not None and state.flops is None and self.target_metric == "flops":
-            state.flops = self._flops_coefficients()
-            base, coefficients = self.flops.linear_ratio(cast(nn.Module, self._model), self._set.names)
-            shares = [c / n for c, n in zip(coefficients, self._set.entry_counts, strict=True)]
-            state.bound = self._target_bound(shares, 1.0, base)
-            if self.cost_aware and sum(coefficients) > 0:
-                mean = sum(coefficients) / sum(self._set.entry_counts)
-                state.costs = [share / mean for share in shares]
+            self._init_flops(state)
         if all(aux.grad is None for aux in self._set.aux):
             return  # a skipped batch or frozen layers: no data gradient, no push, lambda unchanged
         if self.phase(position) == "pruning":
@@ -508,7 +502,8 @@ class AuxPruner:
         base, coefficients = state.flops
         return base + (coefficients * state.open / self._set.entries).sum()
 
-    def _flops_coefficients(self) -> tuple[float, torch.Tensor]:
+    def _init_flops(self, state: _StepState) -> None:
+        """What a FLOPs target needs, from the layers' FLOPs shares: the kept ratio, the bound, the costs."""
         if not self.flops.ready:
             raise RuntimeError("target_flops needs one forward pass of the model before the first optimizer step.")
         base, coefficients = self.flops.linear_ratio(cast(nn.Module, self._model), self._set.names)
@@ -517,7 +512,12 @@ class AuxPruner:
                 f"target_flops={1.0 - self.controller.final:g} cannot be reached: the layers left dense hold "
                 f"{base:.1%} of the FLOPs. Prune more layers (include/exclude) or raise target_flops."
             )
-        return base, torch.tensor(coefficients, dtype=torch.float64, device=self._set.device)
+        state.flops = base, torch.tensor(coefficients, dtype=torch.float64, device=self._set.device)
+        shares = [c / n for c, n in zip(coefficients, self._set.entry_counts, strict=True)]
+        state.bound = self._target_bound(shares, 1.0, base)
+        if self.cost_aware and sum(coefficients) > 0:
+            mean = sum(coefficients) / sum(self._set.entry_counts)
+            state.costs = [share / mean for share in shares]
 
     # ---------------------------------------------------------------- reading
     def lambda_at(self, position: float) -> float:
@@ -583,7 +583,7 @@ class AuxPruner:
         """The controlled quantity now: kept fraction of the masked weights, or of the dense FLOPs."""
         state = self._step_state()
         if self.target_metric == "flops" and state.flops is None and self.flops.ready:
-            state.flops = self._flops_coefficients()
+            self._init_flops(state)
         return float(self._kept_fraction(state))
 
     def table(self) -> str:
