@@ -2,7 +2,7 @@
 
 The controller steers lambda from the *measured* pruned fraction, and masks respond with a lag:
 on a short run lambda can grow so far before the masks move that most of them close in a few
-steps, far past the target (a 99% target once ended at 4,262x).
+steps, far past the target.
 [`TargetBound`][lightning_auxprune.target_bound.TargetBound] makes that
 impossible: after every mask update it keeps the kept fraction at or above
 ``(1 - final) * (1 - tolerance)`` by reopening the masks with the largest m (the ones the method
