@@ -39,7 +39,7 @@ from benchmarks.timing import quiet_trainer, synchronize
 from examples.classifier import ImageClassifier
 from examples.data.fashion_mnist import FashionMNISTDataModule
 from lightning_auxprune import AuxMaskPruning, bake, find_masks, shrink
-from lightning_auxprune.flops import LayerFlops
+from lightning_auxprune.kept_flops import layer_flops
 
 # Per model: epochs, settings swept per method, and the layers neuron methods may remove.
 GRID: dict[str, dict[str, Any]] = {
@@ -232,15 +232,11 @@ def sparsity_figures(plain: nn.Module, dense: nn.Module) -> tuple[float, float]:
     total = sum(weight_of(layer).numel() for layer in weight_layers(dense).values())
     nonzero = sum(int((weight_of(layer) != 0).sum()) for layer in weight_layers(plain).values())
     example = torch.zeros(1, 1, 28, 28)
-    dense_flops, plain_flops = LayerFlops(), LayerFlops()
-    dense_flops.attach(dense)
-    plain_flops.attach(plain)
-    with torch.no_grad():
-        dense.eval()(example)
-        plain.eval()(example)
+    _, dense_flops = layer_flops(dense, example)
+    _, plain_flops = layer_flops(plain, example)
     densities = {n: float((weight_of(m) != 0).float().mean()) for n, m in weight_layers(plain).items()}
-    kept = sum(f * densities.get(n, 1.0) for n, f in plain_flops.dense(plain).items())
-    return total / max(nonzero, 1), kept / sum(dense_flops.dense(dense).values())
+    kept = sum(f * densities.get(n, 1.0) for n, f in plain_flops.items())
+    return total / max(nonzero, 1), kept / sum(dense_flops.values())
 
 
 def budget(model_name: str, args: argparse.Namespace) -> int:

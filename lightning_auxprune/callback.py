@@ -136,6 +136,10 @@ class AuxMaskPruning(Callback):
             (with ``min_units``: ``max(min_units, ceil(fraction * units))``).
         keep_output_layer: Neuron granularity: leave the model's last Linear/Conv layer (the
             classifier) dense.
+        coupled: Neuron granularity: one mask per group of coupled layers (residual additions,
+            depthwise convolutions with their producer), found by tracing the module's
+            ``example_input_array`` with Torch-Pruning's dependency graph; ``False``: one mask
+            per layer. Neuron masks need ``example_input_array`` either way.
         log_every_n_steps: Log every N optimizer steps (default: the Trainer's
             ``log_every_n_steps``); statistics are also logged at every epoch end.
         print_table: Print the per-layer table at the end of ``fit`` (it also goes to every
@@ -191,6 +195,7 @@ class AuxMaskPruning(Callback):
         min_units: int = 1,
         min_unit_fraction: float = 0.05,
         keep_output_layer: bool = True,
+        coupled: bool = True,
         log_every_n_steps: int | None = None,
         print_table: bool = True,
         progress_bar: bool = True,
@@ -373,7 +378,9 @@ class AuxMaskPruning(Callback):
                 "layers' weights (parametrizations vs torch.nn.utils.prune hooks). Use one of them."
             )
         try:
-            self.pruner.attach(pl_module)
+            self.pruner.attach(pl_module, pl_module.example_input_array)
+        except UnreachableTargetError as err:
+            raise MisconfigurationException(str(err)) from err
         except ValueError as err:
             if "has no prunable layer" in str(err) and is_overridden("configure_model", pl_module, LightningModule):
                 raise MisconfigurationException(
@@ -389,7 +396,7 @@ class AuxMaskPruning(Callback):
 
     @override
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        missing = [n for n in self.pruner.select(pl_module) if n not in self.masks]
+        missing = [n for n in self.pruner.select(pl_module) if n not in self.masks and n not in self.pruner.left_dense]
         if missing:
             raise MisconfigurationException(
                 f"Layers {missing} appeared after AuxMaskPruning.setup (created in configure_model?) and "
@@ -486,7 +493,7 @@ class AuxMaskPruning(Callback):
 
         ``setup`` does this otherwise; a model attached beforehand keeps its masks there.
         """
-        return self.pruner.attach(model)
+        return self.pruner.attach(model, getattr(model, "example_input_array", None))
 
     @staticmethod
     def _check_launcher(trainer: Trainer, pl_module: LightningModule) -> None:

@@ -83,18 +83,23 @@ def count_open(gates: Sequence[torch.Tensor], dtype: torch.dtype | None = None) 
 
 
 class MaskSet:
-    """The masks of a model in ``named_modules`` order, with per-layer sizes as device tensors.
+    """The masks of a model in ``named_modules`` order, with per-mask sizes as device tensors.
+
+    Coupled layers share one M (see [`patch_model`][lightning_auxprune.patch.patch_model]'s
+    ``groups``); the set holds each M once, and every per-mask figure covers all its layers.
 
     Args:
         masks: ``{layer_name: AuxMask}``, as returned by [`patch_model`][lightning_auxprune.patch.patch_model].
 
     Attributes:
-        names: Layer names.
-        masks: The [`AuxMask`][lightning_auxprune.parametrization.AuxMask] modules.
-        aux: The M parameters (float32), one per layer.
-        entries: Mask entries per layer (weights, or units for neuron masks), float64.
-        fan_in: Weights per mask entry (1, or a unit's fan-in), float64.
-        weights: Weights per layer, float64.
+        names: One name per M: its first layer's.
+        layers: The layers of each M (one, or a coupled group).
+        mask_of: Each layer's index in ``names``.
+        masks: One [`AuxMask`][lightning_auxprune.parametrization.AuxMask] per M (its first layer's).
+        aux: The M parameters (float32).
+        entries: Entries per M (weights, or units for neuron masks), float64.
+        fan_in: Weights per entry (1, or the units' fan-in summed over the M's layers), float64.
+        weights: Weights per M, float64.
         total_weights: Weights in all masked layers (a Python int).
         entry_counts: ``entries`` as Python ints (read without touching the device).
         fan_ins: ``fan_in`` as Python ints.
@@ -102,15 +107,32 @@ class MaskSet:
     """
 
     def __init__(self, masks: Mapping[str, AuxMask]) -> None:
-        self.names = list(masks)
-        self.masks = list(masks.values())
+        index: dict[int, int] = {}
+        self.names: list[str] = []
+        self.layers: list[list[str]] = []
+        self.masks: list[AuxMask] = []
+        self.mask_of: dict[str, int] = {}
+        self.fan_ins: list[int] = []
+        weights: list[int] = []
+        for name, mask in masks.items():
+            key = id(mask.aux)
+            if key not in index:
+                index[key] = len(self.masks)
+                self.names.append(name)
+                self.layers.append([])
+                self.masks.append(mask)
+                self.fan_ins.append(0)
+                weights.append(0)
+            k = self.mask_of[name] = index[key]
+            self.layers[k].append(name)
+            self.fan_ins[k] += mask.fan_in()
+            weights[k] += math.prod(mask.weight_shape)
         self.aux: list[nn.Parameter] = [m.aux for m in self.masks]
         self.entry_counts = [m.aux.numel() for m in self.masks]
-        self.fan_ins = [m.fan_in() for m in self.masks]
         self.entries = torch.tensor(self.entry_counts, dtype=COUNT_DTYPE)
         self.fan_in = torch.tensor(self.fan_ins, dtype=COUNT_DTYPE)
-        self.weights = torch.tensor([float(math.prod(m.weight_shape)) for m in self.masks], dtype=COUNT_DTYPE)
-        self.total_weights = sum(math.prod(m.weight_shape) for m in self.masks)
+        self.weights = torch.tensor(weights, dtype=COUNT_DTYPE)
+        self.total_weights = sum(weights)
         self._sum_dtype = COUNT_DTYPE if any(n > EXACT_IN_FLOAT32 for n in self.entry_counts) else None
 
     def __len__(self) -> int:

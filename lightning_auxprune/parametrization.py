@@ -56,6 +56,8 @@ class AuxMask(nn.Module):
     Args:
         weight: The weight to be masked; fixes M's shape, dtype, device and (optionally) init.
         options: Granularity, STE, gradient rules and init.
+        shared: Another layer's neuron mask whose M this one uses too (coupled layers: their
+            units open and close together).
 
     Examples:
         >>> mask = AuxMask(torch.ones(2, 3), MaskOptions(granularity="neuron"))
@@ -64,12 +66,17 @@ class AuxMask(nn.Module):
 
     """
 
-    def __init__(self, weight: torch.Tensor, options: MaskOptions) -> None:
+    def __init__(self, weight: torch.Tensor, options: MaskOptions, shared: AuxMask | None = None) -> None:
         super().__init__()
         self.options = options
         self.weight_shape = tuple(weight.shape)
         self.param_order: list[str] = ["weight", "bias"]
-        self.aux = nn.Parameter(initial_scores(weight, options))
+        if shared is not None and (options.granularity != "neuron" or shared.aux.shape != weight.shape[:1]):
+            raise ValueError(
+                f"Only neuron masks of the same number of units can be shared: {tuple(shared.aux.shape)} "
+                f"units for a weight of shape {tuple(weight.shape)} ({options.granularity} granularity)."
+            )
+        self.aux = shared.aux if shared is not None else nn.Parameter(initial_scores(weight, options))
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         """Return ``weight * h(aux)`` (gradients per the configured rules)."""

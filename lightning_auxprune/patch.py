@@ -69,14 +69,15 @@ def find_masks(model: nn.Module) -> dict[str, AuxMask]:
     return found
 
 
-def patch_layer(module: nn.Module, options: MaskOptions) -> AuxMask:
+def patch_layer(module: nn.Module, options: MaskOptions, shared: AuxMask | None = None) -> AuxMask:
     """Register an ``AuxMask`` on ``module.weight`` (and a ``BiasGate`` on its bias).
 
     The bias is gated for neuron granularity only. A layer that already has a mask keeps it,
     if the options agree. A frozen layer (``weight.requires_grad`` False) gets a frozen mask.
+    With ``shared``, the layer's units use that mask's M (coupled layers).
 
     Raises:
-        ValueError: If the layer is already masked with different options.
+        ValueError: If the layer is already masked with different options, or not with ``shared``'s M.
 
     Examples:
         >>> layer = nn.Linear(2, 3)
@@ -91,6 +92,11 @@ def patch_layer(module: nn.Module, options: MaskOptions) -> AuxMask:
                 f"Layer already carries auxiliary masks with {existing.options}, not {options}. "
                 "Bake it first (lightning_auxprune.bake) or use the same options."
             )
+        if shared is not None and existing.aux is not shared.aux:
+            raise ValueError(
+                "Layer already carries its own neuron masks, but is coupled with another layer now. Bake it first "
+                "(lightning_auxprune.bake), or keep per-layer masks (coupled=False)."
+            )
         return existing
     weight = cast(torch.Tensor, module.weight)
     if isinstance(weight, nn.parameter.UninitializedParameter):
@@ -98,8 +104,9 @@ def patch_layer(module: nn.Module, options: MaskOptions) -> AuxMask:
             f"{type(module).__name__} has no weight yet (a lazy layer): run one forward pass of the model on an "
             "example batch before pruning it (with Lightning: before trainer.fit), or exclude it."
         )
-    mask = AuxMask(weight, options)
-    mask.aux.requires_grad_(weight.requires_grad)  # a frozen layer gets a frozen mask: it stays dense
+    mask = AuxMask(weight, options, shared)
+    if shared is None:
+        mask.aux.requires_grad_(weight.requires_grad)  # a frozen layer gets a frozen mask: it stays dense
     mask.param_order = list(module._parameters)
     parametrize.register_parametrization(module, "weight", mask)
     if options.granularity == "neuron" and getattr(module, "bias", None) is not None:
@@ -107,11 +114,17 @@ def patch_layer(module: nn.Module, options: MaskOptions) -> AuxMask:
     return mask
 
 
-def patch_model(model: nn.Module, layer_names: Sequence[str], options: MaskOptions) -> dict[str, AuxMask]:
+def patch_model(
+    model: nn.Module,
+    layer_names: Sequence[str],
+    options: MaskOptions,
+    groups: Sequence[Sequence[str]] = (),
+) -> dict[str, AuxMask]:
     """Attach masks to the named layers; returns ``{layer_name: AuxMask}``.
 
     For neuron granularity, a BatchNorm directly fed by a masked layer is gated with the same
-    mask (see [`lightning_auxprune.follower`][lightning_auxprune.follower]).
+    mask (see [`lightning_auxprune.follower`][lightning_auxprune.follower]). Layers listed
+    together in ``groups`` share one M (the first's): their units open and close together.
 
     Examples:
         >>> net = nn.Sequential(nn.Linear(2, 2))
@@ -123,6 +136,14 @@ def patch_model(model: nn.Module, layer_names: Sequence[str], options: MaskOptio
     missing = [n for n in layer_names if n not in modules]
     if missing:
         raise ValueError(f"No layer named {missing} in {type(model).__name__}.")
-    masks = {name: patch_layer(modules[name], options) for name in layer_names}
+    order = {name: i for i, name in enumerate(layer_names)}
+    outside = sorted({m for group in groups for m in group} - set(order))
+    if outside:
+        raise ValueError(f"Coupled layers {outside} are not among the layers to mask.")
+    leader = {member: min(group, key=order.__getitem__) for group in groups for member in group}
+    masks: dict[str, AuxMask] = {}
+    for name in layer_names:
+        first = leader.get(name, name)
+        masks[name] = patch_layer(modules[name], options, masks[first] if first != name else None)
     attach_followers(model, masks)
     return masks

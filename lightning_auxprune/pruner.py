@@ -42,6 +42,7 @@ Examples:
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -54,8 +55,11 @@ from lightning_auxprune.aux_group import AUX_GROUP
 from lightning_auxprune.aux_sgd import AuxOptimizer, aux_sgd_step
 from lightning_auxprune.controller import TargetController
 from lightning_auxprune.events import MaskEvents
+from lightning_auxprune.export.bake import bake
 from lightning_auxprune.floor import UnitFloor
+from lightning_auxprune.coupling import ChannelCoupling, channel_coupling
 from lightning_auxprune.flops import LayerFlops
+from lightning_auxprune.kept_flops import KeptFlops, layer_flops
 from lightning_auxprune.layer_selection import (
     check_untied,
     compile_patterns,
@@ -80,7 +84,7 @@ from lightning_auxprune.regularizer import add_regularizer_grad, regularizer_tot
 from lightning_auxprune.restore import PrunedWeights
 from lightning_auxprune.schedule import PHASE_CODE, Phase, PruningSchedule, check_finite
 from lightning_auxprune.statistics import layer_stats, layer_table
-from lightning_auxprune.target_bound import TargetBound
+from lightning_auxprune.target_bound import StructuredBound, TargetBound
 
 CONTROLLER_DEFAULTS: dict[str, float] = {"target_gain": 0.01, "target_p_gain": 2.0, "target_min_strength": 1e-9}
 STATE_VERSION = 2
@@ -97,8 +101,8 @@ class _StepState:
     gates: list[torch.Tensor]  # h(M) in force for the next optimizer step
     open: torch.Tensor  # open entries per layer, [L] float64
     keeper: PrunedWeights | None
-    flops: tuple[float, torch.Tensor] | None  # kept-FLOPs ratio = base + (coefficients * density).sum()
-    bound: TargetBound | None = None  # no pruning far past the target
+    flops: KeptFlops | None  # the kept-FLOPs ratio of the gates
+    bound: TargetBound | StructuredBound | None = None  # no pruning far past the target
     costs: list[float] | None = None  # cost-aware push: FLOPs saved per entry, relative to the mean
 
 
@@ -152,6 +156,10 @@ class AuxPruner:
         min_unit_fraction: Neuron granularity: fraction of each layer's units kept open at least.
         keep_output_layer: Neuron granularity: leave the model's output layer (its last
             Linear/Conv layer) dense, since its units are the model's outputs (classes).
+        coupled: Neuron granularity: one mask per group of coupled layers (found by Torch-Pruning's
+            dependency graph: residual additions, depthwise convolutions with their producer), so
+            residual streams can be pruned and every closed unit can be removed by
+            [`shrink`][lightning_auxprune.export.shrink.shrink]; ``False``: one mask per layer.
 
     """
 
@@ -186,6 +194,7 @@ class AuxPruner:
         min_units: int = 1,
         min_unit_fraction: float = 0.05,
         keep_output_layer: bool = True,
+        coupled: bool = True,
     ) -> None:
         check_finite(
             strength=strength,
@@ -241,6 +250,11 @@ class AuxPruner:
         self.target_tolerance = target_tolerance
         self.cost_aware = cost_aware
         self.keep_output_layer = keep_output_layer
+        self.coupled = coupled
+        self.coupling: ChannelCoupling | None = None
+        """Coupled channel groups of the attached model (neuron granularity)."""
+        self.left_dense: dict[str, str] = {}
+        """Selected layers that [`attach`][lightning_auxprune.pruner.AuxPruner.attach] left without masks, with why."""
         self.floor: UnitFloor | None = None
         self.collapsed: list[str] = []
         """Layers with no open mask entry at the last [`metrics`][lightning_auxprune.pruner.AuxPruner.metrics]."""
@@ -248,6 +262,8 @@ class AuxPruner:
         self.masks: dict[str, AuxMask] = {}
         self.events = MaskEvents()
         self.flops = LayerFlops()
+        self._layer_flops: tuple[float, dict[str, float]] | None = None
+        self._kept: KeptFlops | None = None
         self._model: nn.Module | None = None
         self._set = MaskSet({})
         self._state: _StepState | None = None
@@ -320,12 +336,22 @@ class AuxPruner:
             )
         return kept
 
-    def attach(self, model: nn.Module) -> dict[str, AuxMask]:
+    def attach(self, model: nn.Module, example_inputs: Any = None) -> dict[str, AuxMask]:
         """Give the selected layers of ``model`` their masks (idempotent); returns ``{name: AuxMask}``.
 
         Call before building the optimizer: the weights become
-        ``<layer>.parametrizations.weight.original`` and the masks new parameters. Input shapes
-        for the FLOPs count are recorded on the model's first forward.
+        ``<layer>.parametrizations.weight.original`` and the masks new parameters.
+
+        Args:
+            model: The model.
+            example_inputs: One input of ``model`` (a tensor, a tuple of positional inputs or a
+                dict of keyword inputs; a batch of one is enough). It is traced once to count
+                the FLOPs of every layer call and, for neuron masks, to find coupled layers
+                (required then). Without it, weight masks count FLOPs from the layers' input
+                shapes in the first training step.
+
+        Raises:
+            ValueError: Neuron granularity without ``example_inputs``; stale masks; tied layers.
         """
         names = self.select(model)
         stale = sorted(set(find_masks(model)) - set(names))
@@ -336,18 +362,76 @@ class AuxPruner:
                 "every mask), or select them again (include/exclude)."
             )
         check_untied(model, names)
-        self.masks = patch_model(model, names, self.options)
+        neuron = self.options.granularity == "neuron"
+        if neuron and example_inputs is None:
+            raise ValueError(
+                "Neuron masks need an example input of the model, to find coupled layers and count the FLOPs that "
+                "shrink removes: pass example_inputs to attach (with Lightning, set `self.example_input_array = "
+                "torch.zeros(1, ...)` in your LightningModule's __init__)."
+            )
+        groups: list[list[str]] = []
+        self.coupling, self.left_dense, self._layer_flops, self._kept = None, {}, None, None
+        if example_inputs is not None:
+            traced = bake(model) if find_masks(model) else model
+            inputs = _on_device(example_inputs, model)
+            self._layer_flops = layer_flops(traced, inputs)
+            if neuron:
+                self.coupling = channel_coupling(traced, inputs)
+                names, groups = self._couple(names, self.coupling)
+        self.masks = patch_model(model, names, self.options, groups)
         self._model = model
         self._set = MaskSet(self.masks)
         self.floor = None
-        if self.options.granularity == "neuron":
+        if neuron:
             floor = UnitFloor(
                 self._set.entry_counts, self.min_units, self.min_unit_fraction, 1e-3 * self.options.init_scale
             )
             self.floor = floor if floor.enabled else None
-        self.flops.attach(model)
+        if self._layer_flops is None:
+            self.flops.attach(model)
+        else:
+            self._check_reachable(cast(KeptFlops, self.kept_flops()))
         self.reset()
         return self.masks
+
+    def _check_reachable(self, kept: KeptFlops) -> None:
+        if self.controller is not None and self.target_metric == "flops" and kept.base > 1.0 - self.controller.final:
+            raise UnreachableTargetError(
+                f"target_flops={1.0 - self.controller.final:g} cannot be reached: the layers left dense hold "
+                f"{kept.base:.1%} of the FLOPs. Prune more layers (include/exclude) or raise target_flops."
+            )
+
+    def _couple(self, names: list[str], coupling: ChannelCoupling) -> tuple[list[str], list[list[str]]]:
+        """The layers to mask and their coupled groups; warns about selected layers left dense."""
+        chosen = set(names)
+        for name in names:
+            group = coupling.group_of(name)
+            if group is None:
+                self.left_dense[name] = (
+                    "not in Torch-Pruning's dependency graph (a layer used through its weight, like attention's "
+                    "out_proj), so shrink could not remove its units"
+                )
+            elif self.coupled:
+                outside = [m for m in coupling.groups[group].layers if m not in chosen]
+                if outside:
+                    self.left_dense[name] = f"its channels are coupled with {outside}, which are not masked"
+        if self.left_dense:
+            warnings.warn(
+                "Neuron masks leave these selected layers dense: "
+                + "; ".join(f"{n}: {why}" for n, why in self.left_dense.items())
+                + ". Select the coupled layers too, or exclude these to silence this.",
+                UserWarning,
+                stacklevel=3,
+            )
+        kept = [n for n in names if n not in self.left_dense]
+        if not kept:
+            raise ValueError("No selected layer can carry neuron masks (see the warning): select other layers.")
+        if not self.coupled:
+            return kept, []
+        by_group: dict[int, list[str]] = {}
+        for name in kept:
+            by_group.setdefault(cast(int, coupling.group_of(name)), []).append(name)
+        return kept, [members for members in by_group.values() if len(members) > 1]
 
     def layer(self, name: str) -> nn.Module:
         """The masked layer called ``name`` in the attached model."""
@@ -426,7 +510,8 @@ class AuxPruner:
         """The stored weights (and gated biases), each with the index of its layer."""
         tensors, layers = [], []
         modules = dict(cast(nn.Module, self._model).named_modules())
-        for index, name in enumerate(self.masks):
+        for name in self.masks:
+            index = self._set.mask_of[name]
             stacks = cast(nn.ModuleDict, modules[name].parametrizations)
             for tensor_name in ("weight", "bias"):  # a neuron mask gates the bias too
                 if tensor_name in stacks:
@@ -457,6 +542,7 @@ class AuxPruner:
 
         """
         state = self._step_state()
+        self.flops.detach()  # input shapes are known after the first forward
         if self.controller is not None and state.flops is None and self.target_metric == "flops":
             self._init_flops(state)
         if all(aux.grad is None for aux in self._set.aux):
@@ -499,25 +585,46 @@ class AuxPruner:
         """The controlled quantity, kept fraction of masked weights or of dense FLOPs, on the device."""
         if self.target_metric == "sparsity" or state.flops is None:
             return self._set.open_weights(state.open).sum() / self._set.total_weights
-        base, coefficients = state.flops
-        return base + (coefficients * state.open / self._set.entries).sum()
+        return state.flops.ratio(state.gates, state.open)
+
+    def kept_flops(self) -> KeptFlops | None:
+        """The kept-FLOPs function of the masks (``None`` before the FLOPs of the layers are known)."""
+        if self._kept is not None or self._model is None or not self.masks:
+            return self._kept
+        if self.coupling is not None and self._layer_flops is not None:
+            total, per_layer = self._layer_flops
+            self._kept = KeptFlops.units(total, per_layer, self.coupling, self._set.mask_of, self._set.entry_counts)
+            return self._kept
+        if self._layer_flops is not None:
+            total, per_layer = self._layer_flops
+        elif self.flops.ready:
+            per_layer = {k: float(v) for k, v in self.flops.dense(self._model).items()}
+            total = sum(per_layer.values())
+        else:
+            return None
+        self._kept = KeptFlops.weights(total, per_layer, self._set.mask_of, self._set.entry_counts)
+        return self._kept
 
     def _init_flops(self, state: _StepState) -> None:
-        """What a FLOPs target needs, from the layers' FLOPs shares: the kept ratio, the bound, the costs."""
-        if not self.flops.ready:
+        """What a FLOPs target needs: the kept ratio, the bound, the costs."""
+        kept = self.kept_flops()
+        if kept is None:
             raise RuntimeError("target_flops needs one forward pass of the model before the first optimizer step.")
-        base, coefficients = self.flops.linear_ratio(cast(nn.Module, self._model), self._set.names)
-        if self.controller is not None and base > 1.0 - self.controller.final:
-            raise UnreachableTargetError(
-                f"target_flops={1.0 - self.controller.final:g} cannot be reached: the layers left dense hold "
-                f"{base:.1%} of the FLOPs. Prune more layers (include/exclude) or raise target_flops."
-            )
-        state.flops = base, torch.tensor(coefficients, dtype=torch.float64, device=self._set.device)
-        shares = [c / n for c, n in zip(coefficients, self._set.entry_counts, strict=True)]
-        state.bound = self._target_bound(shares, 1.0, base)
-        if self.cost_aware and sum(coefficients) > 0:
-            mean = sum(coefficients) / sum(self._set.entry_counts)
-            state.costs = [share / mean for share in shares]
+        kept.to(self._set.device)
+        self._check_reachable(kept)
+        state.flops = kept
+        if self.controller is not None:
+            wanted = (1.0 - self.controller.final) * (1.0 - self.target_tolerance)
+            lift = 1e-3 * self.options.init_scale
+            if self.coupling is not None:
+                bound = StructuredBound(kept, self._set.entry_counts, wanted, lift)
+                state.bound = bound if bound.enabled else None
+            else:
+                state.bound = self._target_bound(kept.savings, 1.0, kept.base)
+        entries = sum(self._set.entry_counts)
+        saved = sum(c * n for c, n in zip(kept.savings, self._set.entry_counts, strict=True))
+        if self.cost_aware and saved > 0:
+            state.costs = [c * entries / saved for c in kept.savings]
 
     # ---------------------------------------------------------------- reading
     def lambda_at(self, position: float) -> float:
@@ -538,6 +645,9 @@ class AuxPruner:
         """
         state = self._step_state()
         lam = self.controller.lam if self.controller is not None else torch.zeros((), dtype=torch.float64)
+        self.flops.detach()
+        kept = self.kept_flops()
+        flops_ratio = kept.ratio(state.gates, state.open) if kept is not None else torch.full((), math.nan)
         device_values = torch.cat(
             [
                 state.open,
@@ -545,15 +655,18 @@ class AuxPruner:
                 regularizer_total(self._set.masks, self.regularizer).reshape(1).to(state.open.device),
                 self.events.counts.to(state.open.device),
                 lam.reshape(1).to(state.open.device),
+                flops_ratio.reshape(1).to(state.open.device, torch.float64),
             ]
         ).tolist()
         self.events.counts[2:] = 0.0
         count = len(self._set)
         opened, broken, rest = device_values[:count], device_values[count : 2 * count], device_values[2 * count :]
-        self.nonfinite = [name for name, flag in zip(self._set.names, broken, strict=True) if flag]
-        self.collapsed = [name for name, count in zip(self._set.names, opened, strict=True) if count == 0]
-        regularizer, pruned_total, recovered_total, pruned, recovered, controller_lambda = rest
-        densities = {name: o / e for name, o, e in zip(self._set.names, opened, self._set.entry_counts, strict=True)}
+        self.nonfinite = [layer for layer, k in self._set.mask_of.items() if broken[k]]
+        self.collapsed = [layer for layer, k in self._set.mask_of.items() if opened[k] == 0]
+        regularizer, pruned_total, recovered_total, pruned, recovered, controller_lambda, kept_flops = rest
+        densities = {
+            layer: opened[k] / self._set.entry_counts[k] for layer, k in self._set.mask_of.items()
+        }
         open_weights = sum(o * f for o, f in zip(opened, self._set.fan_ins, strict=True))
         total = float(self._set.total_weights)
         phase = self.phase(position)
@@ -575,21 +688,26 @@ class AuxPruner:
             metrics["auxprune/target"] = self.controller.target_at(position)
         for name, density in densities.items():
             metrics[f"auxprune/density/{name}"] = density
-        if self.flops.ready and self._model is not None:
-            metrics["auxprune/flops_ratio"] = self.flops.ratio(self._model, densities)
+        if kept is not None:
+            metrics["auxprune/flops_ratio"] = kept_flops
         return metrics
 
     def kept_fraction(self) -> float:
         """The controlled quantity now: kept fraction of the masked weights, or of the dense FLOPs."""
         state = self._step_state()
-        if self.target_metric == "flops" and state.flops is None and self.flops.ready:
+        if self.target_metric == "flops" and state.flops is None and self.kept_flops() is not None:
             self._init_flops(state)
         return float(self._kept_fraction(state))
 
     def table(self) -> str:
         """The per-layer table: weights, kept, density, units, FLOPs."""
-        dense = self.flops.dense(self._model) if self.flops.ready and self._model is not None else None
-        return layer_table(layer_stats(self.masks), dense)
+        kept = self.kept_flops()
+        if kept is None:
+            return layer_table(layer_stats(self.masks))
+        gates = self._set.hard_gates()
+        opened = self._set.open_entries(gates)
+        layers = kept.layers_kept(gates, opened)
+        return layer_table(layer_stats(self.masks), kept.per_layer, layers, float(kept.ratio(gates, opened)))
 
     def hparams(self) -> dict[str, Any]:
         """Every resolved setting as a flat dict of numbers, strings and booleans (for run configs).
@@ -625,12 +743,16 @@ class AuxPruner:
             "min_units": self.min_units,
             "min_unit_fraction": self.min_unit_fraction,
             "keep_output_layer": self.keep_output_layer,
+            "coupled": self.coupled,
         }
         return {key: _loggable(value) for key, value in values.items()}
 
     def layer_rows(self) -> list[dict[str, Any]]:
         """The per-layer table as rows (layer, shape, weights, kept, density, units, FLOPs dense and kept)."""
-        dense = self.flops.dense(self._model) if self.flops.ready and self._model is not None else {}
+        kept = self.kept_flops()
+        dense = kept.per_layer if kept is not None else {}
+        gates = self._set.hard_gates()
+        kept_per_layer = kept.layers_kept(gates, self._set.open_entries(gates)) if kept is not None else {}
         rows = []
         for s in layer_stats(self.masks):
             flops = dense.get(s.name)
@@ -643,8 +765,8 @@ class AuxPruner:
                     "density": s.density,
                     "units": s.units,
                     "units_kept": s.open_units,
-                    "flops_dense": flops,
-                    "flops_kept": None if flops is None else round(flops * s.density),
+                    "flops_dense": None if flops is None else round(flops),
+                    "flops_kept": None if flops is None else round(kept_per_layer[s.name]),
                 }
             )
         return rows
@@ -704,6 +826,20 @@ class AuxPruner:
                 differences.append(f"{key}: checkpoint {state[key]}, now {mine[key]}")
         self.reset()
         return differences
+
+
+def _on_device(inputs: Any, model: nn.Module) -> Any:
+    """``inputs`` (a tensor, tuple or dict of tensors) moved to the device of ``model``'s first parameter."""
+    parameter = next(iter(model.parameters()), None)
+    if parameter is None:
+        return inputs
+    if isinstance(inputs, torch.Tensor):
+        return inputs.to(parameter.device)
+    if isinstance(inputs, dict):
+        return {k: _on_device(v, model) for k, v in inputs.items()}
+    if isinstance(inputs, (tuple, list)):
+        return tuple(_on_device(v, model) for v in inputs)
+    return inputs
 
 
 def _loggable(value: Any) -> Any:

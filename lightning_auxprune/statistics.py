@@ -106,12 +106,19 @@ def summarize(stats: Sequence[LayerStats]) -> Summary:
     return Summary(total=sum(s.total for s in stats), open=sum(s.open for s in stats))
 
 
-def layer_table(stats: Sequence[LayerStats], dense_flops: Mapping[str, int] | None = None) -> str:
+def layer_table(
+    stats: Sequence[LayerStats],
+    dense_flops: Mapping[str, float] | None = None,
+    kept_flops: Mapping[str, float] | None = None,
+    ratio: float | None = None,
+) -> str:
     """Format per-layer counts, densities and (if known) FLOPs as a plain-text table.
 
     Args:
         stats: Per-layer statistics of the masked layers.
         dense_flops: Dense FLOPs per layer name (layers absent from ``stats`` count as dense).
+        kept_flops: Kept FLOPs per layer name (default: dense FLOPs times the layer's density).
+        ratio: The model's kept FLOPs ratio for the last line (default: the layers' kept / dense).
 
     Examples:
         >>> print(layer_table([LayerStats("fc", (2, 4), 8, 2, 2, 1)], {"fc": 16}))  # doctest: +NORMALIZE_WHITESPACE
@@ -122,11 +129,13 @@ def layer_table(stats: Sequence[LayerStats], dense_flops: Mapping[str, int] | No
 
     """
     flops = dict(dense_flops or {})
+    densities = {s.name: s.density for s in stats}
+    kept_of = dict(kept_flops) if kept_flops is not None else {n: nonzero_flops(f, densities.get(n, 1.0)) for n, f in flops.items()}
     header = ["layer", "shape", "weights", "kept", "density", "units kept/all", "FLOPs dense", "FLOPs kept"]
     rows = []
     for s in stats:
         dense = flops.get(s.name)
-        kept = "" if dense is None else f"{nonzero_flops(dense, s.density):.0f}"
+        kept = "" if dense is None else f"{kept_of.get(s.name, dense):.0f}"
         rows.append(
             [
                 s.name,
@@ -135,14 +144,13 @@ def layer_table(stats: Sequence[LayerStats], dense_flops: Mapping[str, int] | No
                 str(s.open),
                 f"{s.density:.2%}",
                 f"{s.open_units}/{s.units}",
-                "" if dense is None else str(dense),
+                "" if dense is None else f"{dense:.0f}",
                 kept,
             ]
         )
     summary = summarize(stats)
-    densities = {s.name: s.density for s in stats}
     total_dense = sum(flops.values())
-    total_kept = sum(nonzero_flops(f, densities.get(n, 1.0)) for n, f in flops.items())
+    total_kept = sum(kept_of.get(n, f) for n, f in flops.items())
     rows.append(
         [
             "total",
@@ -151,13 +159,13 @@ def layer_table(stats: Sequence[LayerStats], dense_flops: Mapping[str, int] | No
             str(summary.open),
             f"{summary.density:.2%}",
             "",
-            str(total_dense) if flops else "",
+            f"{total_dense:.0f}" if flops else "",
             f"{total_kept:.0f}" if flops else "",
         ]
     )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
     tail = f"compression {summary.compression:.1f}x"
-    if total_dense:
-        tail += f", FLOPs kept {total_kept / total_dense:.2%}"
+    if ratio is not None or total_dense:
+        tail += f", FLOPs kept {ratio if ratio is not None else total_kept / total_dense:.2%}"
     return "\n".join([*lines, tail])

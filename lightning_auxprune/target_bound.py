@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -90,3 +91,66 @@ class TargetBound:
         reached = torch.cumsum(weights[order], dim=0)
         index = torch.searchsorted(reached, torch.tensor([self.required], dtype=reached.dtype, device=flat.device))
         return values[index.clamp_max(self.total - 1)].squeeze(0)
+
+
+class StructuredBound:
+    """Keeps the kept-FLOPs ratio of neuron masks ``>= required``, where it is not a sum over entries.
+
+    After [`shrink`][lightning_auxprune.export.shrink.shrink], a layer keeps FLOPs in proportion to
+    its kept outputs *times* its kept inputs, so the entries' contributions interact. The bound
+    ranks all entries by m, evaluates the kept ratio with the top ``k`` open for a grid of ``k``
+    (one batched call of [`KeptFlops.batch`][lightning_auxprune.kept_flops.KeptFlops.batch]) and
+    reopens the entries of the smallest ``k`` that suffices.
+
+    Args:
+        kept: The kept-FLOPs function of the masks.
+        entries: Mask entries per mask.
+        required: The least kept ratio allowed; <= 0: no bound.
+        lift: The value a reopened entry's m is lifted to, > 0.
+        steps: Points of the grid of ``k`` (the bound reopens at most ``entries / steps`` too many).
+
+    Examples:
+        >>> from lightning_auxprune.kept_flops import KeptFlops
+        >>> kept = KeptFlops.weights(1.0, {"a": 1.0}, {"a": 0}, [4])
+        >>> aux = [torch.tensor([-0.1, -0.5, 2.0, -0.3])]
+        >>> StructuredBound(kept, [4], required=0.5, lift=0.01).apply(aux)
+        >>> aux[0].tolist()
+        [0.009999999776482582, -0.5, 2.0, -0.30000001192092896]
+
+    """
+
+    def __init__(self, kept: Any, entries: Sequence[int], required: float, lift: float, steps: int = 128) -> None:
+        if not lift > 0:
+            raise ValueError(f"lift={lift} must be > 0.")
+        self.kept = kept
+        self.entries = list(entries)
+        self.required = required
+        self.lift = lift
+        self.total = sum(self.entries)
+        self._ks = torch.linspace(0, self.total, min(steps, self.total) + 1).round().long().unique()
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the bound can ever act."""
+        return self.required > 0 and self.total > 0
+
+    def apply(self, aux: Sequence[torch.Tensor]) -> None:
+        """Reopen the largest-m entries as far as needed (in place, no host sync)."""
+        if not aux or not self.enabled:
+            return
+        with torch.no_grad():
+            flat = torch.cat([a.detach().reshape(-1) for a in aux])
+            if self._ks.device != flat.device:
+                self._ks = self._ks.to(flat.device)
+            values, order = flat.sort(descending=True)
+            rank = torch.empty_like(order)
+            rank[order] = torch.arange(self.total, device=flat.device)
+            candidates = (rank.unsqueeze(0) < self._ks.unsqueeze(1)) | (flat > 0).unsqueeze(0)
+            enough = self.kept.batch(candidates) >= self.required
+            first = enough.to(torch.int8).argmax().reshape(1)  # the first k that suffices (all open always does)
+            k = self._ks.index_select(0, first)
+            threshold = torch.where(k > 0, values.index_select(0, (k - 1).clamp_min(0)), math.inf)
+            threshold = torch.where(threshold <= 0, threshold, math.inf)
+            lifted = torch.where(flat >= threshold, flat.clamp_min(self.lift), flat)
+            parts = torch.split(lifted, self.entries)
+            torch._foreach_copy_(list(aux), [p.view_as(a) for p, a in zip(parts, aux, strict=True)])

@@ -22,6 +22,7 @@ class TinyNet(L.LightningModule):
         self.fc1 = nn.Linear(64, 32)
         self.fc2 = nn.Linear(32, 2)
         self.optimizer, self.lr, self.weight_decay, self.scheduler = optimizer, lr, weight_decay, scheduler
+        self.example_input_array = torch.zeros(1, 16)  # neuron masks trace the model on it
 
     def forward(self, x):
         x = torch.relu(self.conv(x.unsqueeze(1))).flatten(1)

@@ -204,6 +204,15 @@ class Lazy(TinyNet):
     def __init__(self):
         super().__init__()
         self.fc1 = nn.LazyLinear(32)
+        self.example_input_array = None  # nothing to run a forward pass on before pruning
+
+
+def test_a_lazy_layer_is_materialized_by_the_example_input(tmp_path):
+    model = Lazy()
+    model.example_input_array = torch.zeros(1, 16)  # traced at setup: the lazy layer gets its weight
+    cb = AuxMaskPruning(print_table=False)
+    tiny_trainer(tmp_path, 1, [cb]).fit(model, toy_loader())
+    assert "fc1" in cb.masks and cb.masks["fc1"].weight_shape == (32, 64)
 
 
 class LBFGSNet(TinyNet):
@@ -273,7 +282,7 @@ def test_bake_state_dict_refuses_neuron_masks_with_batchnorm():
     from lightning_auxprune import AuxPruner, bake_state_dict
 
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
-    AuxPruner(granularity="neuron", include=["0"]).attach(net)
+    AuxPruner(granularity="neuron", include=["0"]).attach(net, torch.zeros(1, 1, 8, 8))
     with pytest.raises(ValueError, match="use bake\\(model\\) instead"):
         bake_state_dict(net.state_dict())
 

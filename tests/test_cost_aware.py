@@ -19,7 +19,7 @@ def pushes(cost_aware):
         min_units=0,
         min_unit_fraction=0.0,
     )
-    masks = pruner.attach(net)  # the output layer "4" stays dense
+    masks = pruner.attach(net, torch.zeros(1, 16))  # the output layer "4" stays dense
     (0.0 * net(torch.randn(4, 16)).sum()).backward()  # data gradients exist but are zero: only the push remains
     pruner.before_optimizer_step(position=5.0)
     return {name: float(mask.aux.grad.mean()) for name, mask in masks.items()}
@@ -27,8 +27,9 @@ def pushes(cost_aware):
 
 def test_costlier_units_are_pushed_harder():
     grads = pushes(cost_aware=True)
-    # a unit of layer "0" does 16 multiply-adds per sample, one of layer "2" does 8
-    assert grads["0"] / grads["2"] == pytest.approx(2.0)
+    # closing a unit of layer "0" removes its 16 multiply-adds and one input of each of layer "2"'s
+    # 8 units (24 in all); one of layer "2" removes 8, plus one input of each of the 2 outputs (10)
+    assert grads["0"] / grads["2"] == pytest.approx(24 / 10)
     # normalised: the average push per unit is what it would be without cost weights
     plain = pushes(cost_aware=False)
     assert plain["0"] == pytest.approx(plain["2"])

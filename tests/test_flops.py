@@ -15,12 +15,14 @@ def test_count_flops_matches_torch_convention_and_keeps_bn_stats():
     assert net.training
 
 
-def test_layer_flops_ratio():
+def test_layer_flops_counts_every_call_until_detached():
     net = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 5))
     tracker = LayerFlops()
     tracker.attach(net)
     net(torch.zeros(7, 10))
-    assert tracker.dense(net) == {"0": 400, "2": 200}
-    assert tracker.ratio(net, {"0": 0.25, "2": 0.5}) == (100 + 100) / 600
+    net[2](torch.zeros(3, 20))  # a second call of one layer counts too
+    tracker.detach()
+    net(torch.zeros(7, 10))  # after detach: not recorded
+    assert tracker.dense(net) == {"0": 400, "2": 400}
     assert nonzero_flops(400, 0.0) == 0.0
-    assert not tracker._handles  # one-shot hooks are gone after counting
+    assert not tracker._handles

@@ -45,7 +45,7 @@ def test_a_flops_target_is_bounded_in_flops():
         min_unit_fraction=0.0,
         keep_output_layer=False,
     )
-    pruner.attach(model)
+    pruner.attach(model, model.example_input_array)
     optimizer = torch.optim.SGD(pruner.parameter_groups(model), lr=0.01)
     x, y = torch.randn(32, 16), torch.randint(0, 2, (32,))
     for step in range(12):

@@ -174,10 +174,13 @@ def test_attention_out_proj_is_refused_by_name_or_skipped():
 
     torch.manual_seed(0)
     model = WithAttention().eval()
-    masks = AuxPruner(granularity="neuron", min_units=0, min_unit_fraction=0.0).attach(model)
+    x = torch.randn(2, 4, 6)
+    with pytest.warns(UserWarning, match=r"attn\.out_proj: not in Torch-Pruning's dependency graph"):
+        masks = AuxPruner(granularity="neuron").attach(model, x)
+    assert "attn.out_proj" not in masks  # the pruner leaves it dense; masked by hand, shrink refuses it:
+    masks = patch_model(model, ["attn.out_proj"], NEURON)
     with torch.no_grad():
         masks["attn.out_proj"].aux[:3] = -1.0
-    x = torch.randn(2, 4, 6)
     with pytest.raises(UnsafeShrinkError, match=r"'attn\.out_proj'.*dependency graph does not cover it"):
         shrink(model, x, on_unsafe="error")
     with warnings.catch_warnings(record=True):
