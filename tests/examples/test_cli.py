@@ -48,17 +48,20 @@ def test_cli_fit_runs_with_the_callback(tmp_path, fake_data_dir):
 def test_neuron_configs_train_and_shrink_exactly(tmp_path, fake_data_dir):
     import torch
 
-    from lightning_auxprune import shrink
+    from lightning_auxprune import load_shrunk
+    from lightning_auxprune.flops import count_flops
 
     for arch in ("vgg", "resnet20", "mobilenetv2"):
         small_data = ("--data.batch_size", "100", "--data.train_subset", "200")
-        cli = quick_fit(CONFIGS / f"{arch}_neuron.yaml", fake_data_dir, tmp_path, 0.05, 0.5, *small_data)
+        cli = quick_fit(CONFIGS / f"{arch}_neuron.yaml", fake_data_dir, tmp_path / arch, 0.05, 0.5, *small_data)
         model = cli.model
         assert float(cli.trainer.callback_metrics["auxprune/sparsity"]) > 0, arch
+        assert cli.shrunk_path is not None and cli.shrunk_path.exists(), arch  # shrunk with on_unsafe="error"
+        shrunk = load_shrunk(type(model)(arch=arch), str(cli.shrunk_path)).eval()
         x = torch.randn(4, 1, 28, 28)
-        result = shrink(model, x)
-        assert result.shrunk_macs < result.dense_macs, arch
         with torch.no_grad():
-            model.eval()
-            torch.testing.assert_close(result.model(x), model(x), rtol=1e-4, atol=1e-5)
-        assert sum(result.removed.values()) > 0
+            torch.testing.assert_close(shrunk(x), model.eval()(x), rtol=1e-4, atol=1e-4)
+        ratio = count_flops(shrunk, x) / count_flops(model, x)
+        assert ratio < 1.0, arch
+        logged = float(cli.trainer.callback_metrics["auxprune/flops_ratio"])
+        assert abs(logged - ratio) <= 0.005, (arch, logged, ratio)  # the logged ratio is the shrunk model's
