@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelPruning
 from torch import nn
 
-from lightning_auxprune.layer_selection import SUPPORTED_TYPES, prunable_layers
+from lightning_auxprune.layer_selection import WEIGHT_LAYERS, prunable_layers
 
 
 def cubic_sparsity(progress: float, final: float) -> float:
@@ -35,7 +35,7 @@ def cubic_sparsity(progress: float, final: float) -> float:
 
 def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
     """All Linear/Conv layers of ``model``."""
-    return prunable_layers(model, tuple(SUPPORTED_TYPES.values()))
+    return prunable_layers(model, tuple(WEIGHT_LAYERS.values()))
 
 
 def weight_of(layer: nn.Module) -> torch.Tensor:

@@ -8,7 +8,8 @@ pass and knows these couplings; [`channel_coupling`][lightning_auxprune.coupling
 turns them into two plain lists:
 
 * **groups**: layers whose output channels must close together, one entry per channel, for
-  coupled neuron masks (one mask per group) and for the FLOPs count;
+  coupled neuron masks (one mask per group) and for the FLOPs count; each attention block's
+  heads form a group of their own;
 * **links**: per Linear/Conv layer, which group entries its output and input channels are.
 
 From these, [`KeptFlops`][lightning_auxprune.kept_flops.KeptFlops] counts the FLOPs the model keeps
@@ -26,9 +27,10 @@ Examples:
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -43,10 +45,13 @@ class ChannelGroup:
     Attributes:
         layers: The layers producing the coupled channels, in ``named_modules`` order.
         size: Channels in the group (every member has exactly this many outputs).
+        blocker: Why the channels cannot be removed exactly (they pass through a LayerNorm, an
+            attention block, a parameter such as a position embedding, ...), or ``None``.
     """
 
     layers: tuple[str, ...]
     size: int
+    blocker: str | None = None
 
 
 @dataclass
@@ -87,11 +92,34 @@ class ChannelCoupling:
 def _input_width(module: nn.Module) -> int:
     if isinstance(module, nn.Linear):
         return int(module.in_features)
-    return int(module.in_channels) // int(module.groups)  # type: ignore[operator]
+    return int(cast(int, module.in_channels)) // int(cast(int, module.groups))
 
 
 def _is_depthwise(module: nn.Module) -> bool:
-    return not isinstance(module, nn.Linear) and 1 < int(module.groups) == int(module.in_channels)  # type: ignore[arg-type]
+    return not isinstance(module, nn.Linear) and 1 < int(cast(int, module.groups)) == int(cast(int, module.in_channels))
+
+
+def _blocker(tp: Any, item: Any, name: str | None) -> str | None:
+    """Why a group member stops its channels from being removed exactly, or ``None``.
+
+    Normalisations over channels (LayerNorm, GroupNorm, InstanceNorm) change every channel when one
+    is removed; attention, embeddings, recurrent layers, parameters (position embeddings, class
+    tokens) and custom modules write the channel themselves.
+    """
+    kind = item.dep.target.type
+    blocking = {
+        tp.ops.OPTYPE.LN: "a LayerNorm",
+        tp.ops.OPTYPE.GN: "a GroupNorm",
+        tp.ops.OPTYPE.IN: "an InstanceNorm",
+        tp.ops.OPTYPE.MHA: "an attention block",
+        tp.ops.OPTYPE.EMBED: "an embedding",
+        tp.ops.OPTYPE.LSTM: "a recurrent layer",
+        tp.ops.OPTYPE.PARAMETER: "a parameter (e.g. a position embedding or class token)",
+        tp.ops.OPTYPE.CUSTOMIZED: "a custom module",
+    }
+    if kind not in blocking:
+        return None
+    return f"they pass through {blocking[kind]}" + (f" ({name})" if name else "")
 
 
 def _example_kwargs(example_inputs: Any) -> Any:
@@ -115,7 +143,9 @@ def channel_coupling(model: nn.Module, example_inputs: Any) -> ChannelCoupling:
 
     was_training = model.training
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), warnings.catch_warnings():
+            # parameters such as position embeddings: found below as blockers of their groups
+            warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=_example_kwargs(example_inputs))
     finally:
         model.train(was_training)
@@ -134,9 +164,10 @@ def channel_coupling(model: nn.Module, example_inputs: Any) -> ChannelCoupling:
         size = pruner.get_out_channels(module)
         group = graph.get_pruning_group(module, pruner.prune_out_channels, list(range(size)))
         index = len(groups)
-        members, consumers = [], []
+        members, consumers, blocker = [], [], None
         for item in group:
             target = names.get(id(item.dep.target.module))
+            blocker = blocker or _blocker(tp, item, target)
             if target not in links:
                 continue
             pairs = list(zip(item.idxs, item.root_idxs, strict=True))
@@ -150,9 +181,14 @@ def channel_coupling(model: nn.Module, example_inputs: Any) -> ChannelCoupling:
         for target, counts in consumers:
             links[target].inputs.extend((index, entry, count) for entry, count in sorted(counts.items()))
         order = [n for n in layers if n in members]
-        groups.append(ChannelGroup(tuple(order), size))
+        groups.append(ChannelGroup(tuple(order), size, blocker))
+    for name, module in model.named_modules():  # attention heads: a group of their own
+        if isinstance(module, nn.MultiheadAttention):
+            heads = int(module.num_heads)
+            links[name] = LayerLinks(len(groups), heads, 1, depthwise=True)
+            groups.append(ChannelGroup((name,), heads))
     return ChannelCoupling(groups, links)
 
 
 def _output_count(module: nn.Module) -> int:
-    return int(module.out_features if isinstance(module, nn.Linear) else module.out_channels)  # type: ignore[arg-type]
+    return int(cast(int, module.out_features if isinstance(module, nn.Linear) else module.out_channels))

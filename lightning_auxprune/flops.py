@@ -22,20 +22,41 @@ Examples:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lightning_auxprune.layer_selection import SUPPORTED_TYPES, prunable_layers
+from lightning_auxprune.layer_selection import WEIGHT_LAYERS, prunable_layers
+
+
+@contextmanager
+def counted_attention() -> Iterator[None]:
+    """Turn off ``nn.MultiheadAttention``'s inference fast path, whose fused kernel FlopCounterMode does not count.
+
+    Examples:
+        >>> with counted_attention():
+        ...     torch.backends.mha.get_fastpath_enabled()
+        False
+
+    """
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
 
 
 def count_flops(model: nn.Module, *inputs: Any) -> int:
     """Forward FLOPs of ``model(*inputs)`` as counted by torch.
 
     Runs in eval mode without gradients (BatchNorm statistics are left untouched), then
-    restores the model's training flag.
+    restores the model's training flag. Attention is counted on its unfused path (see
+    [`counted_attention`][lightning_auxprune.flops.counted_attention]).
 
     Examples:
         >>> count_flops(torch.nn.Conv2d(1, 1, 3, bias=False), torch.zeros(1, 1, 5, 5))
@@ -46,14 +67,14 @@ def count_flops(model: nn.Module, *inputs: Any) -> int:
     was_training = model.training
     model.eval()
     try:
-        with counter, torch.no_grad():
+        with counter, torch.no_grad(), counted_attention():
             model(*inputs)
     finally:
         model.train(was_training)
     return int(counter.get_total_flops())
 
 
-def nonzero_flops(dense_flops: int, density: float) -> float:
+def nonzero_flops(dense_flops: float, density: float) -> float:
     """FLOPs whose weight operand is non-zero, for a layer with the given weight density.
 
     Examples:
@@ -94,7 +115,7 @@ class LayerFlops:
         """Register forward pre-hooks on all Linear/Conv layers of ``model``."""
         self.detach()
         self.calls, self._cache = {}, None
-        for name, module in prunable_layers(model, tuple(SUPPORTED_TYPES.values())).items():
+        for name, module in prunable_layers(model, tuple(WEIGHT_LAYERS.values())).items():
             self._handles.append(module.register_forward_pre_hook(self._recorder(name)))
 
     def _recorder(self, name: str) -> Any:

@@ -43,6 +43,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from lightning_auxprune.coupling import LINKED_TYPES, ChannelCoupling
+from lightning_auxprune.flops import counted_attention
 
 RATIO_DTYPE = torch.float64
 
@@ -50,7 +51,9 @@ RATIO_DTYPE = torch.float64
 def layer_flops(model: nn.Module, example_inputs: Any) -> tuple[float, dict[str, float]]:
     """FLOPs of one forward of ``model``, in total and per Linear/Conv layer (all its calls).
 
-    Runs in eval mode without gradients; the training flag is restored.
+    An ``nn.MultiheadAttention`` block counts as one layer (projections and attention products),
+    and ``"<block>.in_proj_weight"`` holds the part its packed input projection computes (what
+    weight masks on it scale). Runs in eval mode without gradients; the training flag is restored.
 
     Examples:
         >>> net = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
@@ -63,7 +66,9 @@ def layer_flops(model: nn.Module, example_inputs: Any) -> tuple[float, dict[str,
     started: dict[str, list[int]] = {}
     handles = []
     for name, module in model.named_modules():
-        if isinstance(module, LINKED_TYPES) and "_orig_mod" not in module._modules:
+        if isinstance(module, nn.MultiheadAttention):
+            handles.append(module.register_forward_pre_hook(_in_projection(per_layer, name), with_kwargs=True))
+        if isinstance(module, (*LINKED_TYPES, nn.MultiheadAttention)) and "_orig_mod" not in module._modules:
 
             def before(_m: nn.Module, _a: Any, name: str = name) -> None:
                 started.setdefault(name, []).append(counter.get_total_flops())
@@ -76,13 +81,26 @@ def layer_flops(model: nn.Module, example_inputs: Any) -> tuple[float, dict[str,
     was_training = model.training
     model.eval()
     try:
-        with counter, torch.no_grad():
+        with counter, torch.no_grad(), counted_attention():
             model(**inputs) if isinstance(inputs, dict) else model(*inputs)
     finally:
         model.train(was_training)
         for handle in handles:
             handle.remove()
     return float(counter.get_total_flops()), per_layer
+
+
+def _in_projection(per_layer: dict[str, float], name: str) -> Any:
+    """A hook adding the FLOPs of an attention block's packed q/k/v projection for one call."""
+
+    def record(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        given = [*args, *(kwargs[k] for k in ("query", "key", "value") if k in kwargs)][:3]
+        embed = int(module.embed_dim)  # type: ignore[arg-type]
+        tokens = sum(t.numel() // embed for t in given if isinstance(t, torch.Tensor))
+        key = f"{name}.in_proj_weight"
+        per_layer[key] = per_layer.get(key, 0.0) + 2.0 * embed * embed * tokens
+
+    return record
 
 
 class KeptFlops:
@@ -111,6 +129,8 @@ class KeptFlops:
         self._tensors: dict[str, torch.Tensor] = {}
         self._structured = False
         self.layer_names: list[str] = []
+        self.base = 0.0
+        """The share of the FLOPs no mask can change."""
 
     @classmethod
     def weights(
@@ -127,7 +147,8 @@ class KeptFlops:
         self = cls(total, per_layer, sizes)
         coefficient = [0.0] * len(sizes)
         for layer, mask in layers.items():
-            coefficient[mask] += per_layer.get(layer, 0.0) / self.total
+            layer_total = per_layer.get(f"{layer}.in_proj_weight", per_layer.get(layer, 0.0))  # attention: q/k/v
+            coefficient[mask] += layer_total / self.total
         self._tensors = {
             "coefficient": torch.tensor(coefficient, dtype=RATIO_DTYPE),
             "sizes": torch.tensor(sizes, dtype=RATIO_DTYPE),
@@ -135,7 +156,8 @@ class KeptFlops:
         self.base = 1.0 - sum(coefficient)
         self.layer_names = list(layers)
         self._tensors["layer_mask"] = torch.tensor([layers[n] for n in self.layer_names], dtype=torch.long)
-        self._tensors["layer_flops"] = torch.tensor([per_layer.get(n, 0.0) for n in self.layer_names], dtype=RATIO_DTYPE)
+        flops = [per_layer.get(f"{n}.in_proj_weight", per_layer.get(n, 0.0)) for n in self.layer_names]
+        self._tensors["layer_flops"] = torch.tensor(flops, dtype=RATIO_DTYPE)
         self.savings = [c / n for c, n in zip(coefficient, sizes, strict=True)]
         return self
 
@@ -148,8 +170,9 @@ class KeptFlops:
         layers: Mapping[str, int],
         sizes: Sequence[int],
     ) -> KeptFlops:
-        """For neuron masks: ``layers`` maps each masked layer to its mask's index; a mask covers
-        its layers' output channels, which are their group's entries in order.
+        """For neuron masks: ``layers`` maps each masked layer to its mask's index.
+
+        A mask covers its layers' output channels, which are their group's entries in order.
 
         Raises:
             ValueError: If a masked layer is not in ``coupling`` or its mask's size differs from its group's.
@@ -157,9 +180,9 @@ class KeptFlops:
         self = cls(total, per_layer, sizes)
         self._structured = True
         offsets, start = [], 0
-        for group in coupling.groups:
+        for channel_group in coupling.groups:
             offsets.append(start)
-            start += group.size
+            start += channel_group.size
         masked_groups: dict[int, list[int]] = {}
         for layer, mask in layers.items():
             group = coupling.group_of(layer)
@@ -171,17 +194,25 @@ class KeptFlops:
         mask_offsets = [sum(sizes[:k]) for k in range(len(sizes))]
         entry_of = torch.zeros(sum(sizes), dtype=torch.long)
         constant = torch.ones(start, dtype=RATIO_DTYPE)
-        for group, masks in masked_groups.items():
+        for group in masked_groups:
             producers = set(coupling.groups[group].layers)
-            if not producers <= set(layers):
-                continue  # an unmasked layer produces these channels: they stay
+            if not producers <= set(layers) or coupling.groups[group].blocker is not None:
+                continue  # an unmasked layer produces these channels, or they cannot be removed: they stay
             constant[offsets[group] : offsets[group] + coupling.groups[group].size] = 0.0
         for group, masks in masked_groups.items():
             for mask in masks:
                 span = torch.arange(sizes[mask])
                 entry_of[mask_offsets[mask] + span] = offsets[group] + span
-        out_layer, out_entry, in_layer, in_entry, in_count = [], [], [], [], []
-        flops, out_total, in_total, out_fixed, in_fixed = [], [], [], [], []
+        out_layer: list[int] = []
+        out_entry: list[int] = []
+        in_layer: list[int] = []
+        in_entry: list[int] = []
+        in_count: list[float] = []
+        flops: list[float] = []
+        out_total: list[float] = []
+        in_total: list[float] = []
+        out_fixed: list[float] = []
+        in_fixed: list[float] = []
         for index, (name, link) in enumerate(
             (n, link) for n, link in coupling.links.items() if per_layer.get(n, 0.0) > 0
         ):
@@ -259,7 +290,9 @@ class KeptFlops:
         if not self._structured:
             if open_entries is None:
                 gates = gates.to(RATIO_DTYPE)
-                open_entries = gates.new_zeros(gates.shape[0], len(self.sizes)).index_add_(1, self._mask_of_entry, gates)
+                open_entries = gates.new_zeros(gates.shape[0], len(self.sizes)).index_add_(
+                    1, self._mask_of_entry, gates
+                )
             return (open_entries.to(RATIO_DTYPE) / t["sizes"])[:, t["layer_mask"]] * t["layer_flops"]
         gates = gates.to(RATIO_DTYPE)
         rows = gates.shape[0]

@@ -20,12 +20,17 @@ from collections.abc import Sequence
 from torch import nn
 from torch.nn.utils import parametrize
 
-SUPPORTED_TYPES: dict[str, type[nn.Module]] = {
+from lightning_auxprune.attention import masked_tensors
+
+WEIGHT_LAYERS: dict[str, type[nn.Module]] = {
     "Linear": nn.Linear,
     "Conv1d": nn.Conv1d,
     "Conv2d": nn.Conv2d,
     "Conv3d": nn.Conv3d,
 }
+"""Layers computing with their ``weight`` (FLOPs count per call, channels removable by shrink)."""
+SUPPORTED_TYPES: dict[str, type[nn.Module]] = {**WEIGHT_LAYERS, "MultiheadAttention": nn.MultiheadAttention}
+"""Everything that can carry masks; attention is masked on its packed ``in_proj_weight``."""
 
 
 def layer_types(names: Sequence[str] | None) -> tuple[type[nn.Module], ...]:
@@ -94,7 +99,7 @@ def output_layer(model: nn.Module) -> str | None:
         '2'
 
     """
-    names = list(prunable_layers(model, tuple(SUPPORTED_TYPES.values())))
+    names = list(prunable_layers(model, tuple(WEIGHT_LAYERS.values())))
     return names[-1] if names else None
 
 
@@ -129,16 +134,17 @@ def check_untied(model: nn.Module, names: Sequence[str]) -> None:
     tied = {}
     for name in names:
         module = modules[name]
-        if parametrize.is_parametrized(module, "weight"):
+        tensor = masked_tensors(module)[0]
+        if parametrize.is_parametrized(module, tensor):
             continue  # masked already (a second attach): checked then
-        key = f"{name}.weight" if name else "weight"
+        key = f"{name}.{tensor}" if name else tensor
         # the same module reachable under two names shares one mask: only other modules count
-        others = [k for k in users.get(id(module.weight), []) if _owner(model, k) is not module]
+        others = [k for k in users.get(id(getattr(module, tensor)), []) if _owner(model, k) is not module]
         if others:
             tied[key] = others
     if tied:
         listed = "; ".join(f"{key!r} is also {others}" for key, others in tied.items())
-        layers = sorted({key.rsplit(".weight", 1)[0] for key in tied})
+        layers = sorted({key.rpartition(".")[0] for key in tied})
         raise ValueError(
             f"Tied weights: {listed}. One mask per user would prune them differently and bake different tensors "
             f"under the tied keys. Leave them dense with exclude={layers}, or untie them."

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from lightning_auxprune.attention import is_attention, masked_tensors
 from lightning_auxprune.follower import attach_followers
 from lightning_auxprune.options import MaskOptions
 from lightning_auxprune.parametrization import AuxMask, BiasGate
@@ -45,9 +46,10 @@ def mask_of(module: nn.Module) -> AuxMask | None:
         True
 
     """
-    if is_wrapper(module) or not parametrize.is_parametrized(module, "weight"):
+    name = "in_proj_weight" if is_attention(module) else "weight"
+    if is_wrapper(module) or not parametrize.is_parametrized(module, name):
         return None
-    for item in cast(nn.ModuleList, cast(nn.ModuleDict, module.parametrizations)["weight"]):
+    for item in cast(nn.ModuleList, cast(nn.ModuleDict, module.parametrizations)[name]):
         if isinstance(item, AuxMask):
             return item
     return None
@@ -72,6 +74,8 @@ def find_masks(model: nn.Module) -> dict[str, AuxMask]:
 def patch_layer(module: nn.Module, options: MaskOptions, shared: AuxMask | None = None) -> AuxMask:
     """Register an ``AuxMask`` on ``module.weight`` (and a ``BiasGate`` on its bias).
 
+    On ``nn.MultiheadAttention`` the mask sits on ``in_proj_weight`` (one m per head for neuron
+    granularity; see [`lightning_auxprune.attention`][lightning_auxprune.attention]).
     The bias is gated for neuron granularity only. A layer that already has a mask keeps it,
     if the options agree. A frozen layer (``weight.requires_grad`` False) gets a frozen mask.
     With ``shared``, the layer's units use that mask's M (coupled layers).
@@ -98,19 +102,21 @@ def patch_layer(module: nn.Module, options: MaskOptions, shared: AuxMask | None 
                 "(lightning_auxprune.bake), or keep per-layer masks (coupled=False)."
             )
         return existing
-    weight = cast(torch.Tensor, module.weight)
+    weight_name, bias_name = masked_tensors(module)
+    weight = cast(torch.Tensor, getattr(module, weight_name))
     if isinstance(weight, nn.parameter.UninitializedParameter):
         raise ValueError(
             f"{type(module).__name__} has no weight yet (a lazy layer): run one forward pass of the model on an "
             "example batch before pruning it (with Lightning: before trainer.fit), or exclude it."
         )
-    mask = AuxMask(weight, options, shared)
+    heads = int(cast(int, module.num_heads)) if is_attention(module) and options.granularity == "neuron" else None
+    mask = AuxMask(weight, options, shared, heads)
     if shared is None:
         mask.aux.requires_grad_(weight.requires_grad)  # a frozen layer gets a frozen mask: it stays dense
     mask.param_order = list(module._parameters)
-    parametrize.register_parametrization(module, "weight", mask)
-    if options.granularity == "neuron" and getattr(module, "bias", None) is not None:
-        parametrize.register_parametrization(module, "bias", BiasGate(mask))
+    parametrize.register_parametrization(module, weight_name, mask)
+    if options.granularity == "neuron" and getattr(module, bias_name, None) is not None:
+        parametrize.register_parametrization(module, bias_name, BiasGate(mask))
     return mask
 
 

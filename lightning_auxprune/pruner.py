@@ -51,13 +51,14 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from lightning_auxprune.attention import is_attention, masked_tensors
 from lightning_auxprune.aux_group import AUX_GROUP
 from lightning_auxprune.aux_sgd import AuxOptimizer, aux_sgd_step
 from lightning_auxprune.controller import TargetController
+from lightning_auxprune.coupling import ChannelCoupling, channel_coupling
 from lightning_auxprune.events import MaskEvents
 from lightning_auxprune.export.bake import bake
 from lightning_auxprune.floor import UnitFloor
-from lightning_auxprune.coupling import ChannelCoupling, channel_coupling
 from lightning_auxprune.flops import LayerFlops
 from lightning_auxprune.kept_flops import KeptFlops, layer_flops
 from lightning_auxprune.layer_selection import (
@@ -315,10 +316,15 @@ class AuxPruner:
         """Names of the layers of ``model`` this pruner masks (include/exclude/layer_types).
 
         With neuron granularity and ``keep_output_layer``, the model's last Linear/Conv layer
-        (in registration order: the classifier of the usual models) is left out.
+        (in registration order: the classifier of the usual models) is left out; an attention
+        block's ``out_proj`` is left out when the block's heads are masked (its inputs are the heads).
         """
         names = select_layers(model, self.include, self.exclude, self.layer_types)
-        if self.options.granularity != "neuron" or not self.keep_output_layer:
+        if self.options.granularity != "neuron":
+            return names
+        heads = {n for n in names if is_attention(model.get_submodule(n))}
+        names = [n for n in names if n.rpartition(".")[0] not in heads or not n.endswith(".out_proj")]
+        if not self.keep_output_layer:
             return names
         output = output_layer(model)
         kept = [n for n in names if n != output]
@@ -411,15 +417,20 @@ class AuxPruner:
                     "not in Torch-Pruning's dependency graph (a layer used through its weight, like attention's "
                     "out_proj), so shrink could not remove its units"
                 )
+            elif coupling.groups[group].blocker is not None:
+                self.left_dense[name] = f"its channels cannot be removed exactly: {coupling.groups[group].blocker}"
             elif self.coupled:
                 outside = [m for m in coupling.groups[group].layers if m not in chosen]
                 if outside:
                     self.left_dense[name] = f"its channels are coupled with {outside}, which are not masked"
         if self.left_dense:
+            reasons: dict[str, list[str]] = {}
+            for name, why in self.left_dense.items():
+                reasons.setdefault(why, []).append(name)
             warnings.warn(
                 "Neuron masks leave these selected layers dense: "
-                + "; ".join(f"{n}: {why}" for n, why in self.left_dense.items())
-                + ". Select the coupled layers too, or exclude these to silence this.",
+                + "; ".join(f"{names} ({why})" for why, names in reasons.items())
+                + ". Exclude them to silence this.",
                 UserWarning,
                 stacklevel=3,
             )
@@ -510,14 +521,16 @@ class AuxPruner:
         """The stored weights (and gated biases), each with the index of its layer."""
         tensors, layers = [], []
         modules = dict(cast(nn.Module, self._model).named_modules())
-        for name in self.masks:
+        rows = []
+        for name, mask in self.masks.items():
             index = self._set.mask_of[name]
             stacks = cast(nn.ModuleDict, modules[name].parametrizations)
-            for tensor_name in ("weight", "bias"):  # a neuron mask gates the bias too
+            for tensor_name in masked_tensors(modules[name]):  # a neuron mask gates the bias too
                 if tensor_name in stacks:
                     tensors.append(cast(torch.Tensor, stacks[tensor_name].original))
                     layers.append(index)
-        return PrunedWeights(tensors, layers)
+                    rows.append(mask.rows if mask.heads else None)
+        return PrunedWeights(tensors, layers, rows)
 
     # --------------------------------------------------------------- per step
     def phase(self, position: float) -> Phase:
@@ -664,9 +677,7 @@ class AuxPruner:
         self.nonfinite = [layer for layer, k in self._set.mask_of.items() if broken[k]]
         self.collapsed = [layer for layer, k in self._set.mask_of.items() if opened[k] == 0]
         regularizer, pruned_total, recovered_total, pruned, recovered, controller_lambda, kept_flops = rest
-        densities = {
-            layer: opened[k] / self._set.entry_counts[k] for layer, k in self._set.mask_of.items()
-        }
+        densities = {layer: opened[k] / self._set.entry_counts[k] for layer, k in self._set.mask_of.items()}
         open_weights = sum(o * f for o, f in zip(opened, self._set.fan_ins, strict=True))
         total = float(self._set.total_weights)
         phase = self.phase(position)

@@ -32,7 +32,7 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -48,22 +48,30 @@ class PrunedWeights:
         layers: For each tensor, the index of its layer's gate in the gate lists passed to
             [`park`][lightning_auxprune.restore.PrunedWeights.park] and
             [`restore`][lightning_auxprune.restore.PrunedWeights.restore] (a neuron mask gates a weight and a bias).
+        rows: For each tensor, how to lay its layer's gate out over its rows (head masks of
+            attention), or ``None`` for the identity.
 
     """
 
-    def __init__(self, tensors: Sequence[torch.Tensor], layers: Sequence[int]) -> None:
+    def __init__(
+        self,
+        tensors: Sequence[torch.Tensor],
+        layers: Sequence[int],
+        rows: Sequence[Callable[[torch.Tensor], torch.Tensor] | None] | None = None,
+    ) -> None:
         if len(tensors) != len(layers):
             raise ValueError(f"{len(tensors)} tensors but {len(layers)} layer indices.")
         self.tensors = list(tensors)
         self.layers = list(layers)
+        self.rows = list(rows) if rows is not None else [None] * len(self.tensors)
         with torch.no_grad():
             self.parked = [torch.empty_like(t) for t in self.tensors]
 
     def _views(self, gates: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Each tensor's gate, shaped to broadcast against it (``[C_out]`` gates of neuron masks)."""
         views = []
-        for tensor, layer in zip(self.tensors, self.layers, strict=True):
-            gate = gates[layer]
+        for tensor, layer, rows in zip(self.tensors, self.layers, self.rows, strict=True):
+            gate = gates[layer] if rows is None else rows(gates[layer])
             views.append(gate if gate.shape == tensor.shape else unit_view(gate, tensor))
         return views
 

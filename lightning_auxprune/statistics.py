@@ -130,7 +130,11 @@ def layer_table(
     """
     flops = dict(dense_flops or {})
     densities = {s.name: s.density for s in stats}
-    kept_of = dict(kept_flops) if kept_flops is not None else {n: nonzero_flops(f, densities.get(n, 1.0)) for n, f in flops.items()}
+    kept_of = (
+        dict(kept_flops)
+        if kept_flops is not None
+        else {n: nonzero_flops(f, densities.get(n, 1.0)) for n, f in flops.items()}
+    )
     header = ["layer", "shape", "weights", "kept", "density", "units kept/all", "FLOPs dense", "FLOPs kept"]
     rows = []
     for s in stats:

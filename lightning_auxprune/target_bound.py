@@ -127,7 +127,7 @@ class StructuredBound:
         self.required = required
         self.lift = lift
         self.total = sum(self.entries)
-        self._ks = torch.linspace(0, self.total, min(steps, self.total) + 1).round().long().unique()
+        self._ks = torch.unique(torch.linspace(0, self.total, min(steps, self.total) + 1).round().long())
 
     @property
     def enabled(self) -> bool:

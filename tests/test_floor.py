@@ -42,8 +42,16 @@ def test_without_a_floor_a_collapse_is_reported(tmp_path):
 
 def test_the_output_layer_is_left_dense_unless_asked():
     assert list(AuxPruner(granularity="neuron").attach(TinyNet(), torch.zeros(1, 16))) == ["conv", "fc1"]
-    assert list(AuxPruner(granularity="neuron", keep_output_layer=False).attach(TinyNet(), torch.zeros(1, 16))) == ["conv", "fc1", "fc2"]
-    assert list(AuxPruner(granularity="weight").attach(TinyNet(), torch.zeros(1, 16))) == ["conv", "fc1", "fc2"]  # weight masks: all
+    assert list(AuxPruner(granularity="neuron", keep_output_layer=False).attach(TinyNet(), torch.zeros(1, 16))) == [
+        "conv",
+        "fc1",
+        "fc2",
+    ]
+    assert list(AuxPruner(granularity="weight").attach(TinyNet(), torch.zeros(1, 16))) == [
+        "conv",
+        "fc1",
+        "fc2",
+    ]  # weight masks: all
     with pytest.raises(ValueError, match="keep_output_layer=False"):
         AuxPruner(granularity="neuron", include=["fc2"]).attach(TinyNet(), torch.zeros(1, 16))
     with pytest.warns(UserWarning, match="matches 'fc2', the model's output layer"):

@@ -29,11 +29,15 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from lightning_auxprune.attention import head_rows
 from lightning_auxprune.follower import fold_followers
 from lightning_auxprune.masked_weight import expand_gate
 from lightning_auxprune.patch import find_masks, is_wrapper, mask_of
 
-_PARAM_KEY = re.compile(r"^(?:(?P<layer>.+)\.)?parametrizations\.(?P<tensor>weight|bias)\.original$")
+_PARAM_KEY = re.compile(
+    r"^(?:(?P<layer>.+)\.)?parametrizations\.(?P<tensor>(?P<packed>in_proj_)?(?:weight|bias))\.original$"
+)
+_AUX_SUFFIXES = ("parametrizations.weight.0.aux", "parametrizations.in_proj_weight.0.aux")
 
 
 def _strip(name: str, module: nn.Module, order: list[str]) -> None:
@@ -129,9 +133,7 @@ def bake_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.T
     neuron = [
         key
         for key, value in state_dict.items()
-        if key.endswith("parametrizations.weight.0.aux")
-        and value.dim() == 1
-        and state_dict[key.replace(".0.aux", ".original")].dim() > 1
+        if key.endswith(_AUX_SUFFIXES) and value.dim() == 1 and state_dict[key.replace(".0.aux", ".original")].dim() > 1
     ]
     if neuron and any(key.endswith("running_mean") for key in state_dict):
         raise ValueError(
@@ -142,7 +144,7 @@ def bake_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.T
     baked: dict[str, torch.Tensor] = {}
     held: dict[str, tuple[str, torch.Tensor]] = {}  # plain biases listed before their layer's weight
     for key, value in state_dict.items():
-        if key.endswith("parametrizations.weight.0.aux"):
+        if key.endswith(_AUX_SUFFIXES):
             continue
         match = _PARAM_KEY.match(key)
         if match is None:
@@ -155,10 +157,13 @@ def bake_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.T
             continue
         layer, tensor = match["layer"], match["tensor"]
         prefix = f"{layer}." if layer else ""
-        aux_key = f"{prefix}parametrizations.weight.0.aux"
+        aux_key = f"{prefix}parametrizations.{match['packed'] or ''}weight.0.aux"
         if aux_key not in state_dict:
             raise ValueError(f"{key!r} has no auxiliary mask {aux_key!r}; this state_dict was not made by AuxMask.")
-        baked[f"{prefix}{tensor}"] = value * expand_gate(state_dict[aux_key], value)
+        scores = state_dict[aux_key]
+        if scores.dim() == 1 and match["packed"] and scores.numel() != value.shape[0]:  # one m per attention head
+            scores = head_rows(scores, value.shape[0] // (3 * scores.numel()))
+        baked[f"{prefix}{tensor}"] = value * expand_gate(scores, value)
         if tensor == "weight" and prefix in held:
             bias_key, bias = held.pop(prefix)
             baked[bias_key] = bias

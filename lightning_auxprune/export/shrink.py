@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from lightning_auxprune.export.bake import bake
+from lightning_auxprune.export.heads import PrunedMultiheadAttention, remove_heads
 from lightning_auxprune.flops import count_flops
 from lightning_auxprune.patch import find_masks
 
@@ -166,6 +167,8 @@ def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error",
         result.skipped[name] = reason
 
     for name in masks:
+        if masks[name].heads:
+            continue  # attention heads: below, once the channels are done
         try:
             group, candidates = _removable_group(tp, graph, current, name, closed)
         except (ValueError, KeyError, RuntimeError, AttributeError) as err:  # e.g. attention's out_proj
@@ -203,9 +206,41 @@ def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error",
         current = snapshot
         graph = tp.DependencyGraph().build_dependency(current, example_inputs=inputs)
         refuse(name, len(candidates), reason)
+    for name, mask in masks.items():
+        if mask.heads and any(closed[name]):
+            current = _shrink_heads(current, name, closed[name], inputs, reference, atol, result, refuse)
     result.model = current
     result.shrunk_macs = count_flops(current, *inputs) // 2
     return result
+
+
+def _shrink_heads(
+    model: nn.Module,
+    name: str,
+    closed: list[bool],
+    inputs: tuple[Any, ...],
+    reference: torch.Tensor,
+    atol: float,
+    result: ShrinkResult,
+    refuse: Any,
+) -> nn.Module:
+    """Replace attention block ``name`` by one without its closed heads, if the outputs stay the same."""
+    attention = model.get_submodule(name)
+    keep = [h for h, c in enumerate(closed) if not c] or [0]  # keep one (zero) head so the block stays valid
+    try:
+        smaller = remove_heads(attention, keep)  # type: ignore[arg-type]
+    except ValueError as err:
+        refuse(name, len(closed) - len(keep), f"the attention block cannot be rebuilt ({err})")
+        return model
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    parent._modules[child] = smaller
+    if _outputs_match(model, inputs, reference, atol):
+        result.removed[name] = len(closed) - len(keep)
+        return model
+    parent._modules[child] = attention
+    refuse(name, len(closed) - len(keep), "the model's output changes without them")
+    return model
 
 
 def layer_widths(model: nn.Module) -> dict[str, dict[str, int]]:
@@ -217,10 +252,26 @@ def layer_widths(model: nn.Module) -> dict[str, dict[str, int]]:
     """
     widths = {}
     for name, module in model.named_modules():
+        if isinstance(module, PrunedMultiheadAttention):
+            widths[name] = {"pruned_heads": module.num_heads}
+            continue
         attrs = {a: int(getattr(module, a)) for a in WIDTH_ATTRS if isinstance(getattr(module, a, None), int)}
         if attrs:
             widths[name] = attrs
     return widths
+
+
+def _replace_attention(model: nn.Module, name: str, heads: int) -> None:
+    """Put a ``heads``-head attention block in place of the attention block ``name`` of a fresh model.
+
+    The new block is a [`PrunedMultiheadAttention`][lightning_auxprune.export.heads.PrunedMultiheadAttention].
+    """
+    attention = dict(model.named_modules()).get(name)
+    if not isinstance(attention, nn.MultiheadAttention):
+        raise ValueError(f"Layer {name!r} of the checkpoint is pruned attention, but {name!r} is not attention here.")
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    parent._modules[child] = remove_heads(attention, list(range(heads)))
 
 
 def save_shrunk(model: nn.Module, path: str) -> None:
@@ -242,6 +293,9 @@ def load_shrunk(model: nn.Module, path: str) -> nn.Module:
     """
     saved = torch.load(path, weights_only=True)
     state, widths = saved["state_dict"], saved["widths"]
+    for name, attrs in widths.items():
+        if "pruned_heads" in attrs:
+            _replace_attention(model, name, attrs["pruned_heads"])
     expected = model.state_dict()
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -251,6 +305,8 @@ def load_shrunk(model: nn.Module, path: str) -> nn.Module:
         )
     modules = dict(model.named_modules())
     for name, attrs in widths.items():
+        if "pruned_heads" in attrs:
+            continue  # rebuilt above
         module = modules.get(name)
         if module is None or any(not hasattr(module, a) for a in attrs):
             raise ValueError(f"Layer {name!r} of the checkpoint has no counterpart of the same type in the model.")

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -175,10 +177,12 @@ def test_attention_out_proj_is_refused_by_name_or_skipped():
     torch.manual_seed(0)
     model = WithAttention().eval()
     x = torch.randn(2, 4, 6)
-    with pytest.warns(UserWarning, match=r"attn\.out_proj: not in Torch-Pruning's dependency graph"):
-        masks = AuxPruner(granularity="neuron").attach(model, x)
-    assert "attn.out_proj" not in masks  # the pruner leaves it dense; masked by hand, shrink refuses it:
-    masks = patch_model(model, ["attn.out_proj"], NEURON)
+    with pytest.warns(
+        UserWarning, match=r"\['embed'\] \(its channels cannot be removed exactly: they pass through an attention"
+    ):
+        masks = AuxPruner(granularity="neuron").attach(copy.deepcopy(model), x)
+    assert "attn" in masks and "attn.out_proj" not in masks  # head masks cover out_proj's inputs
+    masks = patch_model(model, ["attn.out_proj"], NEURON)  # masked by hand, shrink refuses it by name:
     with torch.no_grad():
         masks["attn.out_proj"].aux[:3] = -1.0
     with pytest.raises(UnsafeShrinkError, match=r"'attn\.out_proj'.*dependency graph does not cover it"):
