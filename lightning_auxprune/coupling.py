@@ -138,6 +138,7 @@ def channel_coupling(model: nn.Module, example_inputs: Any) -> ChannelCoupling:
 
     Raises:
         ImportError: If Torch-Pruning is missing.
+        ValueError: If Torch-Pruning cannot trace the model.
     """
     import torch_pruning as tp
 
@@ -147,6 +148,11 @@ def channel_coupling(model: nn.Module, example_inputs: Any) -> ChannelCoupling:
             # parameters such as position embeddings: found below as blockers of their groups
             warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=_example_kwargs(example_inputs))
+    except Exception as err:  # Torch-Pruning's tracer fails in many ways on models it cannot read
+        raise ValueError(
+            f"Torch-Pruning could not trace {type(model).__name__} on the example input ({type(err).__name__}: "
+            f"{err}). Check that the example input is what forward takes, or use weight granularity."
+        ) from err
     finally:
         model.train(was_training)
     names = {id(module): name for name, module in model.named_modules()}

@@ -123,7 +123,8 @@ def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error",
 
     Raises:
         ValueError: If ``model`` has no masks or has weight-granularity masks.
-        UnsafeShrinkError: With ``on_unsafe="error"``, naming the layer and the reason.
+        UnsafeShrinkError: With ``on_unsafe="error"``, naming the layer and the reason (or saying
+            that Torch-Pruning could not trace the model).
         ImportError: If Torch-Pruning is not installed.
     """
     try:
@@ -154,7 +155,19 @@ def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error",
 
     current = bake(model).eval()
     result = ShrinkResult(model=current, dense_macs=count_flops(current, *inputs) // 2)
-    graph = tp.DependencyGraph().build_dependency(current, example_inputs=inputs)
+    try:
+        graph = tp.DependencyGraph().build_dependency(current, example_inputs=inputs)
+    except Exception as err:  # Torch-Pruning's tracer fails in many ways on models it cannot read
+        message = (
+            f"Torch-Pruning could not trace {type(model).__name__} ({type(err).__name__}: {err}); nothing can be "
+            "removed. Check that example_inputs is what forward takes."
+        )
+        if on_unsafe == "error":
+            raise UnsafeShrinkError(message) from err
+        warnings.warn(message + " Skipped.", stacklevel=2)
+        result.skipped = {name: "the model could not be traced" for name in masks}
+        result.shrunk_macs = result.dense_macs
+        return result
 
     def refuse(name: str, count: int, reason: str) -> None:
         message = (

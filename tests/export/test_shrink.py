@@ -1,4 +1,5 @@
 import copy
+import warnings
 
 import pytest
 import torch
@@ -192,3 +193,33 @@ def test_attention_out_proj_is_refused_by_name_or_skipped():
         result = shrink(model, x, on_unsafe="skip")
     assert "attn.out_proj" in result.skipped
     torch.testing.assert_close(result.model(x), model(x), rtol=0, atol=1e-5)
+
+
+class Untraceable(nn.Module):
+    """Its output is not a tensor Torch-Pruning can trace back through autograd."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return {"logits": self.out(torch.relu(self.fc(x))).detach()}
+
+
+def test_a_model_torch_pruning_cannot_trace_is_refused_or_skipped_cleanly():
+    model = Untraceable()
+    masks = patch_model(model, ["fc"], NEURON)
+    with torch.no_grad():
+        masks["fc"].aux[:2] = -1.0
+    x = torch.randn(3, 4)
+    try:
+        shrink(model, x, on_unsafe="error")
+    except UnsafeShrinkError as err:
+        assert "could not trace" in str(err) or "'fc'" in str(err)
+    else:
+        pytest.fail("shrink removed units of a model it cannot check")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        result = shrink(model, x, on_unsafe="skip")
+    assert "fc" in result.skipped
