@@ -8,7 +8,7 @@ DATA ?= data
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 export WANDB_MODE ?= offline
 
-.PHONY: setup data demo test lint typecheck unit bench bench-all docs clean
+.PHONY: setup data demo test lint typecheck unit bench bench-structured bench-all docs clean
 
 # The demo, the tests and the benchmarks run on the CPU: a CPU build of torch is about 1 GB installed,
 # the CUDA build with its libraries about 5.5 GB. On a GPU machine: make TORCH=torch EXTRAS=all ...
@@ -51,11 +51,16 @@ test: lint typecheck docs unit
 # The benchmarks that were run for the docs (about 6 hours on 2 cores): the LeNet-300-100,
 # LeNet-5 and VGG-like (neuron, 10,000 training images) comparisons (3 seeds), the ablations, the switches, the per-step overhead (4 models, CPU, one thread), the speed of
 # shrunk models and of the CSR path. Writes benchmarks/results/* and the generated docs pages.
+# Neuron/filter pruning at equal FLOPs against Torch-Pruning's criteria (many CPU hours; resumable).
+bench-structured: data
+	$(PY) -m benchmarks.structured --models vgg resnet20 mobilenetv2 --seeds 0 1 2 $(STRUCTURED_ARGS)
+
 bench: data
 	rm -f benchmarks/results/runs.jsonl benchmarks/results/ablation.jsonl benchmarks/results/switches.jsonl
 	$(PY) -m benchmarks.compare --models lenet300100 --seeds 0 1 2
 	$(PY) -m benchmarks.compare --models lenet5 --methods gmp autoprune_target autoprune_target_sgd autoprune_target_sgd_floor --seeds 0 1 2
 	$(PY) -m benchmarks.compare --models vgg --methods torchpruning autoprune_neuron_target --seeds 0 1 2 --train-subset 10000
+	$(MAKE) bench-structured
 	$(PY) -m benchmarks.ablation --seeds 0 --epochs 8
 	$(PY) -m benchmarks.switches --seeds 0 1 2
 	$(PY) -m benchmarks.overhead

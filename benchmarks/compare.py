@@ -16,6 +16,7 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -252,11 +253,27 @@ def run(
     args: argparse.Namespace,
     variant: dict[str, Any] | None = None,
     logger: Logger | None = None,
+    epochs: int | None = None,
+    factory: Callable[[ImageClassifier, int, int], list[Callback]] | None = None,
+    measure: Callable[[ImageClassifier, nn.Module], tuple[float, float]] | None = None,
 ) -> Record:
-    """Train one configuration and measure it (``variant``: AuxMaskPruning overrides; ``logger``: see
-    what the callback logs every 50 steps, as :mod:`benchmarks.trace` does)."""
+    """Train one configuration and measure it.
+
+    Args:
+        model_name: Architecture.
+        method: Method name (recorded; picks the callbacks unless ``factory`` is given).
+        setting: The method's setting (recorded; passed to :func:`callbacks_for`).
+        seed: Seed of the data split, the init and the run.
+        args: Data and accelerator options.
+        variant: AuxMaskPruning overrides.
+        logger: To see what the callback logs every 50 steps, as :mod:`benchmarks.trace` does.
+        epochs: Training epochs (default: the model's budget in :data:`GRID`).
+        factory: ``(model, epochs, steps) -> callbacks`` instead of :func:`callbacks_for`.
+        measure: ``(trained model, dense reference) -> (compression, flops_ratio)`` instead of
+            :func:`sparsity_figures` on :func:`final_plain_model`.
+    """
     L.seed_everything(seed, workers=True)
-    epochs = budget(model_name, args)
+    epochs = epochs or budget(model_name, args)
     data = FashionMNISTDataModule(
         args.data_dir, batch_size=128, seed=seed, val_size=args.val_size, train_subset=args.train_subset
     )
@@ -266,8 +283,11 @@ def run(
     model = ImageClassifier(arch=model_name, optimizer="adam", lr=1e-3)
     dense_reference = ImageClassifier(arch=model_name).net
     timer = StepTimer()
+    callbacks = (
+        factory(model, epochs, steps) if factory else callbacks_for(method, setting, model, epochs, steps, variant)
+    )
     trainer = quiet_trainer(
-        [*callbacks_for(method, setting, model, epochs, steps, variant), timer],
+        [*callbacks, timer],
         accelerator=args.accelerator,
         max_epochs=epochs,
         logger=logger or False,
@@ -276,7 +296,10 @@ def run(
     trainer.fit(model, data)
     val_accuracy = float(trainer.callback_metrics["val/acc"])
     accuracy = float(trainer.test(model, data, verbose=False)[0]["test/acc"])
-    compression, flops_ratio = sparsity_figures(final_plain_model(method, model), dense_reference)
+    if measure is not None:
+        compression, flops_ratio = measure(model, dense_reference)
+    else:
+        compression, flops_ratio = sparsity_figures(final_plain_model(method, model), dense_reference)
     return Record(
         model=model_name,
         method=method,

@@ -142,3 +142,85 @@ class TorchPruningChannels(Callback):
         pruner.step()
         trainer.strategy.setup_optimizers(trainer)
         self.done = True
+
+
+TP_IMPORTANCES = ("l1", "l2", "group_norm", "taylor")
+"""Torch-Pruning channel criteria: L1/L2 norm of each channel's own filter, the L2 norm over its
+whole dependency group (Torch-Pruning's group-norm default), first-order Taylor over the group."""
+
+
+def tp_importance(name: str) -> Any:
+    """The Torch-Pruning importance called ``name`` (one of :data:`TP_IMPORTANCES`)."""
+    import torch_pruning as tp
+
+    if name in ("l1", "l2"):
+        return tp.importance.MagnitudeImportance(p=1 if name == "l1" else 2, group_reduction="first", normalizer=None)
+    if name == "group_norm":
+        return tp.importance.GroupMagnitudeImportance(p=2)
+    if name == "taylor":
+        return tp.importance.GroupTaylorImportance()
+    raise ValueError(f"unknown importance {name!r}; one of {TP_IMPORTANCES}")
+
+
+class TorchPruningFlops(Callback):
+    """Torch-Pruning channel pruning to FLOPs budgets at epoch starts, as its docs recommend.
+
+    At the start of each epoch in ``schedule`` (epoch -> fraction of the dense FLOPs to keep),
+    channels are removed in small steps of Torch-Pruning's pruner (per-layer ratios, its default)
+    until the model's FLOPs are at or below that fraction; the optimizer is then rebuilt (the
+    parameters changed shape). One epoch in the schedule is the one-shot variant, several the
+    iterative one. Taylor importance takes its gradient from the last training batch seen.
+
+    Args:
+        importance: One of :data:`TP_IMPORTANCES`.
+        schedule: Epoch -> FLOPs fraction to reach at its start.
+        example: An input of the LightningModule, for tracing and counting.
+        keep: Names of layers never pruned (the classifier).
+    """
+
+    def __init__(self, importance: str, schedule: dict[int, float], example: torch.Tensor, keep: list[str]) -> None:
+        self.importance, self.schedule, self.example, self.keep = importance, schedule, example, keep
+        self.pruner: Any = None
+        self.dense_flops = 0
+        self._batch: Any = None
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, *args: Any
+    ) -> None:
+        self._batch = batch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch not in self.schedule:
+            return
+        import torch_pruning as tp
+
+        from lightning_auxprune.flops import count_flops
+
+        example = self.example.to(pl_module.device)
+        if self.pruner is None:
+            self.dense_flops = count_flops(pl_module, example)
+            ignored = [pl_module.get_submodule(name) for name in self.keep]
+            self.pruner = tp.pruner.BasePruner(
+                pl_module,
+                example,
+                importance=tp_importance(self.importance),
+                pruning_ratio=0.95,
+                iterative_steps=200,
+                ignored_layers=ignored,
+            )
+        target = self.schedule[trainer.current_epoch]
+        was_training = pl_module.training
+        while count_flops(pl_module, example) > target * self.dense_flops and self.pruner.current_step < 200:
+            if self.importance == "taylor" and self._batch is not None:
+                self._taylor_gradients(pl_module)
+            self.pruner.step()
+        pl_module.zero_grad(set_to_none=True)
+        pl_module.train(was_training)
+        trainer.strategy.setup_optimizers(trainer)
+
+    def _taylor_gradients(self, pl_module: L.LightningModule) -> None:
+        x, y = (t.to(pl_module.device) for t in self._batch)
+        pl_module.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            loss: torch.Tensor = nn.functional.cross_entropy(pl_module(x), y)
+            loss.backward()  # type: ignore[no-untyped-call]

@@ -130,7 +130,7 @@ def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error",
     try:
         import torch_pruning as tp
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("shrink needs Torch-Pruning: pip install 'lightning-auxprune[structured]'.") from err
+        raise ImportError("shrink needs Torch-Pruning: pip install torch-pruning.") from err
     if on_unsafe not in ("error", "skip"):
         raise ValueError(f"Unknown on_unsafe={on_unsafe!r}. Use 'error' or 'skip'.")
     masks = find_masks(model)

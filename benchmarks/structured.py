@@ -1,0 +1,263 @@
+"""Neuron/filter pruning at equal FLOPs: AutoPrune against Torch-Pruning's channel criteria.
+
+Every method trains the same architecture for the same epochs with the same optimizer (Adam,
+lr 1e-3, batch 128) on Fashion-MNIST (55,000 training / 5,000 validation images by default), and
+is asked to keep a fraction of the dense FLOPs (``--budgets``, default 0.5, 0.35, 0.25). The
+deployed model is measured: AutoPrune's is ``shrink``-ed, Torch-Pruning's is already narrow;
+``flops_ratio`` is its forward FLOPs over the dense model's, both counted by
+``torch.utils.flop_counter``. The classifier stays dense for every method.
+
+Methods (:data:`METHODS`, each defined once):
+
+* ``autoprune``: ``AuxMaskPruning.recipe(target_flops=budget, granularity="neuron")`` with coupled
+  masks, the cost-aware push, plain SGD on M and a lambda floor;
+* ``autoprune_uncoupled`` / ``autoprune_costblind`` / ``autoprune_adam``: the ablations (one mask
+  per layer; every unit pushed alike; the user's Adam on M);
+* ``tp_<criterion>``: Torch-Pruning with the L1, L2, group-norm or Taylor criterion, pruned in
+  steps at the start of epochs 1 .. 3/4 of training along the same cubic ramp, then fine-tuned;
+* ``tp_<criterion>_oneshot``: dense training for half the epochs, one cut to the budget, then
+  fine-tuning.
+
+Runs append to ``--out`` as they finish (an interrupted grid resumes); ``--report`` writes
+``summary.json`` (``flops_at_0.5pt`` per model and method: the lowest mean FLOPs ratio whose mean
+test accuracy is within 0.5 points of dense), a Markdown table and Pareto plots.
+
+Example:
+    python -m benchmarks.structured --models vgg --seeds 0 --quick
+
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+
+from benchmarks.commands import add_accelerator, add_training_data, apply_quick, command_line
+from benchmarks.compare import Record, append_record, load_records, run
+from benchmarks.peers import TP_IMPORTANCES, TorchPruningFlops, cubic_sparsity
+from examples.classifier import ImageClassifier
+from lightning_auxprune import AuxMaskPruning, shrink
+from lightning_auxprune.flops import count_flops
+from lightning_auxprune.layer_selection import output_layer
+
+MODELS = {"vgg": 8, "resnet20": 8, "mobilenetv2": 8}
+"""Architectures and their epoch budget (the same for every method)."""
+BUDGETS = [0.5, 0.35, 0.25]
+EXAMPLE_SHAPE = (1, 1, 28, 28)
+SGD_ON_M = {"aux_optimizer": "sgd", "aux_lr": 1.0, "strength": 1e-3, "target_min_strength": 1e-5}
+"""The weight-granularity winner's mask optimizer (benchmarks/recipes.py), used at neuron granularity too."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """One benchmarked method: what it is, and the callbacks that run it within a budget."""
+
+    description: str
+    callbacks: Callable[[ImageClassifier, float, int], list[Callback]]
+
+
+def _autoprune(**overrides: Any) -> Callable[[ImageClassifier, float, int], list[Callback]]:
+    def build(model: ImageClassifier, budget: float, epochs: int) -> list[Callback]:
+        settings = {**SGD_ON_M, "print_table": False, **overrides}
+        return [AuxMaskPruning.recipe(max_epochs=epochs, target_flops=budget, granularity="neuron", **settings)]
+
+    return build
+
+
+def _torch_pruning(importance: str, oneshot: bool) -> Callable[[ImageClassifier, float, int], list[Callback]]:
+    def build(model: ImageClassifier, budget: float, epochs: int) -> list[Callback]:
+        last = max(2, round(0.75 * epochs))
+        if oneshot:
+            schedule = {max(1, epochs // 2): budget}
+        else:  # the same cubic ramp AutoPrune's controller follows, one cut per epoch start
+            span = max(1, last - 1)
+            schedule = {e: 1.0 - cubic_sparsity(e / span, 1.0 - budget) for e in range(1, last)}
+        keep = [name for name in [output_layer(model)] if name]
+        return [TorchPruningFlops(importance, schedule, torch.zeros(EXAMPLE_SHAPE), keep)]
+
+    return build
+
+
+METHODS: dict[str, Method] = {
+    "autoprune": Method("coupled masks, cost-aware push, SGD on M, lambda floor", _autoprune()),
+    "autoprune_uncoupled": Method("as autoprune, one mask per layer", _autoprune(coupled=False)),
+    "autoprune_costblind": Method("as autoprune, every unit pushed alike", _autoprune(cost_aware=False)),
+    "autoprune_adam": Method(
+        "as autoprune, M stepped by the user's Adam (the recipe's default)",
+        _autoprune(aux_optimizer="shared", aux_lr=5e-3, strength=1e-4, target_min_strength=1e-9),
+    ),
+    **{
+        f"tp_{name}": Method(f"Torch-Pruning, {name} criterion, pruned during training", _torch_pruning(name, False))
+        for name in TP_IMPORTANCES
+    },
+    **{
+        f"tp_{name}_oneshot": Method(
+            f"Torch-Pruning, {name} criterion, one cut at mid-training", _torch_pruning(name, True)
+        )
+        for name in TP_IMPORTANCES
+    },
+}
+
+
+def _factory(method: Method, budget: float) -> Callable[[ImageClassifier, int, int], list[Callback]]:
+    """The ``(model, epochs, steps) -> callbacks`` factory :func:`benchmarks.compare.run` takes."""
+    return lambda model, epochs, _steps: method.callbacks(model, budget, epochs)
+
+
+def measure(model: ImageClassifier, dense: nn.Module) -> tuple[float, float]:
+    """(parameter compression, FLOPs ratio) of the deployed network against the dense one."""
+    example = torch.zeros(EXAMPLE_SHAPE, device=model.device)
+    net: nn.Module = model.net
+    if any(isinstance(c, AuxMaskPruning) for c in getattr(model.trainer, "callbacks", [])):
+        net = cast(nn.Module, shrink(model, example, on_unsafe="skip").model.net)
+    dense = dense.to(model.device)
+    params = sum(p.numel() for p in dense.parameters()) / sum(p.numel() for p in net.parameters())
+    return params, count_flops(net, example) / count_flops(dense, example)
+
+
+def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per model and method: mean/std test accuracy and FLOPs ratio per budget, and ``flops_at_0.5pt``."""
+    summary: dict[str, dict[str, Any]] = {}
+    for model in sorted({r["model"] for r in records}):
+        rows = [r for r in records if r["model"] == model]
+        dense = [r["accuracy"] for r in rows if r["method"] == "dense"]
+        if not dense:
+            continue
+        dense_mean = statistics.mean(dense)
+        summary[model] = {"dense_accuracy": dense_mean, "seeds": len(dense), "methods": {}}
+        for method in METHODS:
+            points = []
+            for budget in sorted({r["setting"] for r in rows if r["method"] == method}):
+                runs = [r for r in rows if r["method"] == method and r["setting"] == budget]
+                accuracy = [r["accuracy"] for r in runs]
+                flops = [r["flops_ratio"] for r in runs]
+                points.append(
+                    {
+                        "budget": budget,
+                        "runs": len(runs),
+                        "accuracy": statistics.mean(accuracy),
+                        "accuracy_std": statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0,
+                        "flops_ratio": statistics.mean(flops),
+                    }
+                )
+            if points:
+                within = [p["flops_ratio"] for p in points if p["accuracy"] >= dense_mean - 0.005]
+                summary[model]["methods"][method] = {
+                    "points": points,
+                    "flops_at_0.5pt": min(within) if within else None,
+                }
+    return summary
+
+
+def markdown(summary: dict[str, dict[str, Any]], command: str) -> str:
+    """The results as Markdown: one table per model."""
+    lines = [f"Generated by `{command}`.", ""]
+    for model, block in summary.items():
+        lines += [
+            f"### {model} (dense {block['dense_accuracy']:.2%}, {block['seeds']} seed(s))",
+            "",
+            "| method | budget | FLOPs kept | test accuracy | flops_at_0.5pt |",
+            "|---|---|---|---|---|",
+        ]
+        for method, result in block["methods"].items():
+            best = result["flops_at_0.5pt"]
+            for point in result["points"]:
+                lines.append(
+                    f"| {method} | {point['budget']:.2f} | {point['flops_ratio']:.1%} | "
+                    f"{point['accuracy']:.2%} ± {point['accuracy_std']:.2%} ({point['runs']}) | "
+                    f"{'—' if best is None else f'{best:.1%}'} |"
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(summary: dict[str, dict[str, Any]], folder: Path) -> list[Path]:
+    """Test accuracy against FLOPs kept, one Pareto plot per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for model, block in summary.items():
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for method, result in block["methods"].items():
+            points = sorted(result["points"], key=lambda p: p["flops_ratio"])
+            style = "-o" if method.startswith("autoprune") else "--s"
+            axis.plot([p["flops_ratio"] for p in points], [p["accuracy"] for p in points], style, label=method)
+        axis.axhline(block["dense_accuracy"] - 0.005, color="grey", lw=0.8, ls=":", label="dense - 0.5 pt")
+        axis.set(xlabel="FLOPs kept (shrunk / dense)", ylabel="test accuracy", title=model)
+        axis.legend(fontsize=6)
+        figure.tight_layout()
+        path = folder / f"structured_{model}.png"
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> list[Record]:
+    """Run the grid (dense first per model and seed), then write the summary."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--budgets", nargs="+", type=float, default=BUDGETS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--out", default="benchmarks/results/structured_runs.jsonl")
+    parser.add_argument("--summary", default="benchmarks/results/structured_summary.json")
+    parser.add_argument("--markdown", default="docs/structured.md")
+    parser.add_argument("--plots", default="docs/img")
+    parser.add_argument("--report", action="store_true", help="only summarise the runs already in --out")
+    parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images, one budget")
+    add_training_data(parser)
+    add_accelerator(parser)
+    args = parser.parse_args(argv)
+    if args.quick:
+        apply_quick(args)
+        args.budgets = args.budgets[:1]
+    out = Path(args.out)
+    records: list[Record] = []
+    if not args.report:
+        done = load_records(out)
+        for model_name, epochs in MODELS.items():
+            if model_name not in args.models:
+                continue
+            epochs = args.epochs or epochs
+            for seed in args.seeds:
+                jobs = [("dense", 0.0)] + [(m, b) for m in args.methods for b in args.budgets]
+                for method, budget in jobs:
+                    key = (model_name, method, budget, seed, epochs, "structured")
+                    if key in done:
+                        records.append(done[key])
+                        continue
+                    factory = None if method == "dense" else _factory(METHODS[method], budget)
+
+                    record = run(
+                        model_name, method, budget, seed, args, epochs=epochs, factory=factory, measure=measure
+                    )
+                    record.variant = "structured"
+                    append_record(out, record)
+                    records.append(record)
+    summary = aggregate([asdict(r) for r in load_records(out).values() if r.variant == "structured"])
+    Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.summary).write_text(json.dumps(summary, indent=2))
+    Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.markdown).write_text(
+        "# Structured pruning at equal FLOPs\n\n" + markdown(summary, command_line("benchmarks.structured", argv))
+    )
+    Path(args.plots).mkdir(parents=True, exist_ok=True)
+    plot(summary, Path(args.plots))
+    return records
+
+
+if __name__ == "__main__":
+    main()

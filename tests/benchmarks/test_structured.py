@@ -1,0 +1,59 @@
+"""The structured benchmark: its quick mode, the Torch-Pruning peer hitting its budget, the summary."""
+
+import json
+
+import lightning as L
+import pytest
+import torch
+
+from benchmarks import structured
+from benchmarks.peers import TorchPruningFlops
+from examples.classifier import ImageClassifier
+from lightning_auxprune.flops import count_flops
+
+
+def test_quick_grid_writes_records_summary_and_plots(tmp_path, fake_data_dir):
+    out, summary, md, plots = tmp_path / "runs.jsonl", tmp_path / "s.json", tmp_path / "s.md", tmp_path / "img"
+    argv = ["--quick", "--models", "vgg", "--seeds", "0", "--methods", "autoprune", "tp_l1_oneshot"]
+    argv += ["--data-dir", str(fake_data_dir), "--out", str(out), "--summary", str(summary)]
+    argv += ["--markdown", str(md), "--plots", str(plots)]
+    records = structured.main(argv)
+    assert [(r.method, r.setting) for r in records] == [("dense", 0.0), ("autoprune", 0.5), ("tp_l1_oneshot", 0.5)]
+    tp = records[2]
+    assert tp.flops_ratio <= 0.5  # the peer is cut to its budget
+    saved = json.loads(summary.read_text())["vgg"]
+    assert set(saved["methods"]) == {"autoprune", "tp_l1_oneshot"}
+    assert "| tp_l1_oneshot | 0.50 |" in md.read_text()
+    assert (plots / "structured_vgg.png").stat().st_size > 0
+    again = structured.main(argv)  # resumes: nothing is run twice
+    assert [r.accuracy for r in again] == [r.accuracy for r in records]
+    assert len(out.read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("importance", ["l2", "group_norm", "taylor"])
+def test_torch_pruning_reaches_each_scheduled_budget(importance):
+    L.seed_everything(0)
+    model = ImageClassifier(arch="resnet20")
+    example = torch.zeros(1, 1, 28, 28)
+    dense = count_flops(model, example)
+    callback = TorchPruningFlops(importance, {1: 0.6}, example, keep=["net.fc"])
+    callback._batch = (torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,)))
+
+    class Trainer:
+        current_epoch = 1
+        strategy = type("S", (), {"setup_optimizers": staticmethod(lambda trainer: None)})()
+
+    callback.on_train_epoch_start(Trainer(), model)
+    assert count_flops(model, example) <= 0.6 * dense
+    assert count_flops(model, example) > 0.45 * dense  # small steps: it stops near the budget
+    assert model.net.fc.out_features == 10
+
+
+def test_flops_at_half_a_point_is_the_cheapest_budget_within_it():
+    rows = [{"model": "m", "method": "dense", "setting": 0.0, "accuracy": 0.90, "flops_ratio": 1.0}]
+    rows += [
+        {"model": "m", "method": "autoprune", "setting": b, "accuracy": a, "flops_ratio": f}
+        for b, a, f in [(0.5, 0.899, 0.49), (0.35, 0.896, 0.34), (0.25, 0.89, 0.24)]
+    ]
+    summary = structured.aggregate(rows)
+    assert summary["m"]["methods"]["autoprune"]["flops_at_0.5pt"] == pytest.approx(0.34)
