@@ -75,7 +75,7 @@ from lightning_auxprune.pruner import CONTROLLER_DEFAULTS, AuxPruner, Unreachabl
 from lightning_auxprune.schedule import PruningSchedule
 from lightning_auxprune.wandb_dashboard import TENSORBOARD_LAYOUT
 
-Unit = Literal["epoch", "step"]
+Interval = Literal["epoch", "step"]
 PRUNER_ARGUMENTS = frozenset(inspect.signature(AuxPruner).parameters)
 _STORED = re.compile(r"^(?P<layer>(?:.*\.)?)parametrizations\.(?P<tensor>weight|bias)\.original$")
 
@@ -108,7 +108,8 @@ class AuxMaskPruning(Callback):
         include: Regexes (full match on module names); only matching layers are pruned.
         exclude: Regexes (full match) of layers to leave dense.
         layer_types: Layer type names to prune; default ``["Linear", "Conv1d", "Conv2d", "Conv3d"]``.
-        unit: Unit of ``warmup``, ``ramp`` and ``freeze``: ``"epoch"`` or ``"step"``.
+        interval: What ``warmup``, ``ramp`` and ``freeze`` count: ``"epoch"`` (fractions
+            allowed) or ``"step"`` (optimizer steps), as Lightning's scheduler ``interval``.
         warmup: Dense warm-up length before masks start to move.
         ramp: Length of the linear lambda ramp after warm-up (0: constant lambda); with a
             target, the length of the target's cubic ramp (0: it ramps until ``freeze``).
@@ -180,7 +181,7 @@ class AuxMaskPruning(Callback):
         include: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         layer_types: Sequence[str] | None = None,
-        unit: Unit = "epoch",
+        interval: Interval = "epoch",
         warmup: float = 0.0,
         ramp: float = 0.0,
         freeze: float | None = None,
@@ -205,12 +206,12 @@ class AuxMaskPruning(Callback):
     ) -> None:
         settings = {name: value for name, value in locals().items() if name in PRUNER_ARGUMENTS}
         super().__init__()
-        check_choice("unit", unit, Unit)
+        check_choice("interval", interval, Interval)
         check_choice("aux_lr_mode", aux_lr_mode, AuxLrMode)
         if log_every_n_steps is not None and log_every_n_steps < 1:
             raise ValueError(f"log_every_n_steps={log_every_n_steps} must be >= 1 (or None for the Trainer's).")
         self.pruner = AuxPruner(**settings)  # the method's arguments (listed above for LightningCLI and docs)
-        self.unit: Unit = unit
+        self.interval: Interval = interval
         self.aux_lr_mode: AuxLrMode = aux_lr_mode
         self.log_every_n_steps = log_every_n_steps
         self.print_table = print_table
@@ -249,7 +250,7 @@ class AuxMaskPruning(Callback):
             f"AuxMaskPruning({self.pruner.options.granularity} masks, strength={pruner.strength:g}, "
             f"regularizer={pruner.regularizer!r}, ste={pruner.options.ste!r}, rule={pruner.options.rule!r}, "
             f"aux_optimizer={pruner.aux_optimizer!r}, aux_lr={pruner.aux_lr:g} ({self.aux_lr_mode}), "
-            f"{self.unit}s: warmup={schedule.warmup:g}, ramp={schedule.ramp:g}, freeze={schedule.freeze}{target})"
+            f"{self.interval}s: warmup={schedule.warmup:g}, ramp={schedule.ramp:g}, freeze={schedule.freeze}{target})"
         )
 
     # The pruner's parts, read by users and tests.
@@ -275,7 +276,7 @@ class AuxMaskPruning(Callback):
 
     @property
     def schedule(self) -> PruningSchedule:
-        """Warm-up, ramp and freeze positions (in ``unit``)."""
+        """Warm-up, ramp and freeze positions (in ``interval``)."""
         return self.pruner.schedule
 
     @classmethod
@@ -603,7 +604,7 @@ class AuxMaskPruning(Callback):
 
     def _check_epoch_fractions(self, trainer: Trainer) -> None:
         """Fractions of an epoch need the epoch's length, which an IterableDataset does not have."""
-        if self.unit != "epoch" or isinstance(trainer.num_training_batches, int):
+        if self.interval != "epoch" or isinstance(trainer.num_training_batches, int):
             return
         schedule = self.schedule
         fractional = {
@@ -614,13 +615,13 @@ class AuxMaskPruning(Callback):
         if fractional:
             raise MisconfigurationException(
                 f"{fractional} are fractions of an epoch, but the training data has no length (an "
-                "IterableDataset?), so positions within an epoch are unknown. Use unit='step' with step counts, "
+                "IterableDataset?), so positions within an epoch are unknown. Use interval='step' with step counts, "
                 "or whole epochs."
             )
 
     def _position(self, trainer: Trainer) -> float:
-        """Where training is, in ``unit``: optimizer steps, or epochs with the fraction of this one."""
-        if self.unit == "step":
+        """Where training is, in ``interval``: optimizer steps, or epochs with the fraction of this one."""
+        if self.interval == "step":
             return float(trainer.global_step)
         batches = trainer.num_training_batches
         fraction = self._batch_idx / batches if isinstance(batches, int) and batches > 0 else 0.0
@@ -689,7 +690,7 @@ class AuxMaskPruning(Callback):
     def _log_hparams(self, trainer: Trainer) -> None:
         """The resolved settings, namespaced ``auxprune/``, in every logger's run config."""
         params = {f"auxprune/{key}": value for key, value in self.pruner.hparams().items()}
-        params.update({"auxprune/unit": self.unit, "auxprune/aux_lr_mode": self.aux_lr_mode})
+        params.update({"auxprune/interval": self.interval, "auxprune/aux_lr_mode": self.aux_lr_mode})
         for logger in trainer.loggers:
             logger.log_hyperparams(params)
             if isinstance(logger, TensorBoardLogger) and trainer.global_rank == 0:
@@ -787,20 +788,21 @@ class AuxMaskPruning(Callback):
     def state_dict(self) -> dict[str, Any]:
         return {
             **self.pruner.state_dict(),
-            "unit": self.unit,
+            "interval": self.interval,
             "aux_param_names": list(self._aux_param_names),
             "last_logged_step": self._last_logged_step,
         }
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved_unit = state_dict.get("unit", state_dict.get("schedule", {}).get("unit"))
+        # "unit" is this setting's name in states written before 0.2
+        saved = state_dict.get("interval", state_dict.get("unit", state_dict.get("schedule", {}).get("unit")))
         try:
             differences = self.pruner.load_state_dict(state_dict)
         except ValueError as err:
             raise MisconfigurationException(str(err)) from err
-        if saved_unit is not None and saved_unit != self.unit:
-            differences.append(f"unit: checkpoint {saved_unit!r}, now {self.unit!r}")
+        if saved is not None and saved != self.interval:
+            differences.append(f"interval: checkpoint {saved!r}, now {self.interval!r}")
         self._loaded_aux_param_names = list(state_dict["aux_param_names"])
         self._last_logged_step = int(state_dict["last_logged_step"])
         self._resume_differences = differences  # reported in on_fit_start: irrelevant to test/predict

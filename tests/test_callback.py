@@ -247,7 +247,7 @@ def run_target(tmp_path, **kwargs):
     model = TinyNet()
     # ~100 steps: a larger integral gain than the default, which is meant for thousands of steps
     options = dict(
-        aux_lr=0.05, unit="step", ramp=60, freeze=100, target_gain=0.03, print_table=False, log_every_n_steps=10
+        aux_lr=0.05, interval="step", ramp=60, freeze=100, target_gain=0.03, print_table=False, log_every_n_steps=10
     )
     cb = AuxMaskPruning(**{**options, **kwargs})
     logger = CSVLogger(tmp_path, name=str(sorted(kwargs.items())))
@@ -284,7 +284,7 @@ def test_unreachable_flops_target_is_an_error(tmp_path):
 
 def test_missed_target_is_reported(tmp_path):
     # two steps of pruning cannot reach 90% sparsity
-    cb = AuxMaskPruning(aux_lr=0.01, unit="step", freeze=2, target_sparsity=0.9, print_table=False)
+    cb = AuxMaskPruning(aux_lr=0.01, interval="step", freeze=2, target_sparsity=0.9, print_table=False)
     with pytest.warns(UserWarning, match="instead of the target 0.1"):
         tiny_trainer(tmp_path, 1, [cb]).fit(TinyNet(), toy_loader())
 

@@ -85,7 +85,7 @@ def test_epoch_fractions_without_a_length_are_refused(tmp_path):
 
     loader = torch.utils.data.DataLoader(Stream(), batch_size=32)
     cb = AuxMaskPruning(warmup=0.5, freeze=2, print_table=False)
-    with pytest.raises(Exception, match="unit='step'"):
+    with pytest.raises(Exception, match="interval='step'"):
         tiny_trainer(tmp_path, 2, [cb], max_steps=20).fit(TinyNet(), loader)
     whole = AuxMaskPruning(warmup=1, freeze=2, print_table=False)  # whole epochs are fine
     tiny_trainer(tmp_path, 2, [whole], max_steps=20).fit(TinyNet(), loader)

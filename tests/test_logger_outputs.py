@@ -27,7 +27,7 @@ def test_csv_gets_the_settings_and_the_layer_table(tmp_path):
     hparams = yaml.safe_load((Path(logger.log_dir) / "hparams.yaml").read_text())
     assert hparams["auxprune/target_sparsity"] == 0.5
     assert hparams["auxprune/granularity"] == "weight" and hparams["auxprune/freeze"] == 3
-    assert hparams["auxprune/include"] == "None" and hparams["auxprune/unit"] == "epoch"
+    assert hparams["auxprune/include"] == "None" and hparams["auxprune/interval"] == "epoch"
     with open(Path(logger.log_dir) / "auxprune_layers.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["layer"] for r in rows] == ["conv", "fc1", "fc2"]

@@ -12,7 +12,7 @@ from tests.conftest import TinyNet, tiny_trainer, toy_loader
 
 
 def callback(**kwargs):
-    options = dict(strength=2e-3, aux_lr=0.05, unit="step", warmup=4, ramp=10, freeze=40, print_table=False)
+    options = dict(strength=2e-3, aux_lr=0.05, interval="step", warmup=4, ramp=10, freeze=40, print_table=False)
     return AuxMaskPruning(**{**options, **kwargs})
 
 
@@ -105,7 +105,7 @@ def test_a_version_0_1_checkpoint_resumes_exactly(tmp_path):
     checkpoint, key = load_with_callback_key(ckpt)
     state = checkpoint["callbacks"][key]
     old = {k: state[k] for k in ("aux_param_names", "events", "last_logged_step", "options", "regularizer")}
-    old["schedule"] = {"strength": state["strength"], "unit": state["unit"], **state["schedule"]}
+    old["schedule"] = {"strength": state["strength"], "unit": state["interval"], **state["schedule"]}
     old["events"] = {**state["events"], "previous": {"fc1": torch.ones(32, 64, dtype=torch.bool)}}
     old["controller"] = state["controller"]
     checkpoint["callbacks"][key] = old

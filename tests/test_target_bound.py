@@ -13,7 +13,7 @@ from tests.conftest import TinyNet, tiny_trainer, toy_loader
 def short_run(tmp_path, **kwargs):
     """32 steps, lambda far too strong: the controller has no time to react before every mask closes."""
     torch.manual_seed(0)
-    options = dict(strength=0.5, aux_lr=1.0, aux_optimizer="sgd", unit="step", ramp=8, freeze=30, print_table=False)
+    options = dict(strength=0.5, aux_lr=1.0, aux_optimizer="sgd", interval="step", ramp=8, freeze=30, print_table=False)
     cb = AuxMaskPruning(target_sparsity=0.9, **{**options, **kwargs})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
