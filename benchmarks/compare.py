@@ -41,6 +41,7 @@ from examples.classifier import ImageClassifier
 from examples.data.fashion_mnist import FashionMNISTDataModule
 from lightning_auxprune import AuxMaskPruning, bake, find_masks, shrink
 from lightning_auxprune.kept_flops import layer_flops
+from lightning_auxprune.presets import recipe_schedule
 
 # Per model: epochs, settings swept per method, and the layers neuron methods may remove.
 GRID: dict[str, dict[str, Any]] = {
@@ -183,7 +184,7 @@ def callbacks_for(
     removes channels after the first quarter and fine-tunes for the rest.
     """
     per_epoch = steps // epochs
-    freeze = max(2, round(0.75 * epochs))
+    freeze = recipe_schedule(epochs)["freeze"]  # every method prunes within the recipe's window
     if method == "dense":
         return []
     if method == "gmp":

@@ -48,6 +48,7 @@ from examples.classifier import ImageClassifier
 from lightning_auxprune import AuxMaskPruning, shrink
 from lightning_auxprune.flops import count_flops
 from lightning_auxprune.layer_selection import output_layer
+from lightning_auxprune.presets import recipe_schedule
 
 MODELS = {"vgg": 8, "resnet20": 8, "mobilenetv2": 8}
 """Architectures and their epoch budget (the same for every method)."""
@@ -75,7 +76,7 @@ def _autoprune(**overrides: Any) -> Callable[[ImageClassifier, float, int], list
 
 def _torch_pruning(importance: str, oneshot: bool) -> Callable[[ImageClassifier, float, int], list[Callback]]:
     def build(model: ImageClassifier, budget: float, epochs: int) -> list[Callback]:
-        last = max(2, round(0.75 * epochs))
+        last = recipe_schedule(epochs)["freeze"]  # AutoPrune's masks freeze here too
         if oneshot:
             schedule = {max(1, epochs // 2): budget}
         else:  # the same cubic ramp AutoPrune's controller follows, one cut per epoch start

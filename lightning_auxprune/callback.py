@@ -71,6 +71,14 @@ from lightning_auxprune.options import (
 )
 from lightning_auxprune.parametrization import AuxMask
 from lightning_auxprune.patch import find_masks
+from lightning_auxprune.presets import (
+    PAPER_FIXED,
+    RECIPE_FIXED,
+    check_overrides,
+    paper_settings,
+    recipe_schedule,
+    recipe_settings,
+)
 from lightning_auxprune.pruner import CONTROLLER_DEFAULTS, AuxPruner, UnreachableTargetError
 from lightning_auxprune.schedule import PruningSchedule
 from lightning_auxprune.wandb_dashboard import TENSORBOARD_LAYOUT
@@ -236,6 +244,8 @@ class AuxMaskPruning(Callback):
         self._warned_collapse = False
         self._resume_differences: list[str] = []
         self._wrapped: list[str] = []
+        self._epochs_from_trainer = False  # a recipe without max_epochs: scheduled in setup
+        self._scheduled_for: int | None = None  # the max_epochs it was scheduled for
 
     def __repr__(self) -> str:
         """The resolved settings: what a preset chose, the schedule and the target, in one line."""
@@ -246,6 +256,12 @@ class AuxMaskPruning(Callback):
             value = pruner.controller.final if kind == "target_sparsity" else 1.0 - pruner.controller.final
             target = f", {kind}={value:g} reached at {pruner.controller.end:g}"
         schedule = self.schedule
+        if self._epochs_from_trainer and self._scheduled_for is None:
+            return (
+                f"AuxMaskPruning({self.pruner.options.granularity} masks, strength={pruner.strength:g}, "
+                f"aux_optimizer={pruner.aux_optimizer!r}, aux_lr={pruner.aux_lr:g}, recipe scheduled on the "
+                f"Trainer's max_epochs when fit starts{target.split(' reached')[0]})"
+            )
         return (
             f"AuxMaskPruning({self.pruner.options.granularity} masks, strength={pruner.strength:g}, "
             f"regularizer={pruner.regularizer!r}, ste={pruner.options.ste!r}, rule={pruner.options.rule!r}, "
@@ -285,10 +301,11 @@ class AuxMaskPruning(Callback):
 
         Constant lambda, ``R = sum h(M)``, leaky-ReLU STE, correlation-consistent sign rule for M,
         masked W gradient, constant M init, M trained by your optimizer, no warm-up, no freeze,
-        no target.
+        no target ([`presets.PAPER_FIXED`][lightning_auxprune.presets.PAPER_FIXED]).
 
-        The choices are spelled out here, so they stay the paper's even if the defaults change.
-        ``overrides`` are any other constructor arguments (layer selection, logging, ...).
+        The choices are spelled out there, so they stay the paper's even if the defaults change.
+        ``overrides`` are any other constructor arguments (layer selection, logging, ...); the
+        fixed ones are refused.
 
         Examples:
             >>> cb = AuxMaskPruning.paper(strength=3e-4, exclude=["fc2"])
@@ -296,76 +313,50 @@ class AuxMaskPruning(Callback):
             ('sign', True, None)
 
         """
-        paper: dict[str, Any] = {
-            "regularizer": "count",
-            "ste": "leaky_relu",
-            "rule": "sign",
-            "weight_grad": "masked",
-            "init": "constant",
-            "aux_optimizer": "shared",
-            "warmup": 0.0,
-            "ramp": 0.0,
-            "freeze": None,
-        }
-        clash = sorted(set(paper) & set(overrides))
-        if clash:
-            raise ValueError(f"{clash} are fixed by the paper preset; use AuxMaskPruning(...) to change them.")
-        return cls(strength=strength, aux_lr=aux_lr, **paper, **overrides)
+        check_overrides("paper", overrides, PAPER_FIXED, CALLBACK_ARGUMENTS)
+        return cls(**paper_settings(strength, aux_lr, overrides))
 
     @classmethod
     def recipe(
         cls,
         *,
-        max_epochs: int,
         target_sparsity: float | None = None,
         target_flops: float | None = None,
+        max_epochs: int | None = None,
         **overrides: Any,
     ) -> AuxMaskPruning:
-        """The benchmarked recipe: prune to a target within a ``max_epochs`` budget.
+        """The benchmarked recipe: prune to a target within the run's epochs.
 
         Give exactly one target: ``target_sparsity`` (fraction of the masked weights to prune) or
-        ``target_flops`` (fraction of the dense FLOPs to keep; with ``granularity="neuron"`` this
-        is ``autoprune_neuron_target`` of the benchmarks).
+        ``target_flops`` (fraction of the dense FLOPs to keep).
 
         One dense warm-up epoch; lambda (from 1e-4) is steered so that the pruned fraction
         follows a cubic ramp that reaches the target 2 epochs before the masks freeze at 3/4 of
-        the budget; ``aux_lr=5e-3``; the rest as [`paper`][lightning_auxprune.callback.AuxMaskPruning.paper]. This is
-        ``autoprune_target`` of
-        ``benchmarks/compare.py``; docs/benchmarks.md has what it measured, including where it
-        loses to gradual magnitude pruning. ``overrides`` replace any of these arguments;
-        ``aux_optimizer="sgd", aux_lr=1.0, strength=1e-3, target_min_strength=1e-5``
-        (``autoprune_target_sgd_floor``) measured better than GMP at weight granularity.
+        the budget; ``aux_lr=5e-3``; the rest as [`paper`][lightning_auxprune.callback.AuxMaskPruning.paper]
+        ([`lightning_auxprune.presets`][lightning_auxprune.presets]). The budget is the Trainer's
+        ``max_epochs``, read when ``fit`` starts, unless ``max_epochs`` is given here.
+        ``overrides`` replace the defaults (``strength``, ``aux_lr``, ...) and add other settings;
+        the schedule and the target are the recipe's (an override of them is refused).
+        docs/benchmarks.md has what the recipe and its variants measured.
 
         Examples:
-            >>> cb = AuxMaskPruning.recipe(max_epochs=16, target_sparsity=0.99)
+            >>> cb = AuxMaskPruning.recipe(target_sparsity=0.99, max_epochs=16)
             >>> cb.schedule.warmup, cb.schedule.ramp, cb.schedule.freeze, cb.controller.final
             (1.0, 9, 12, 0.99)
-            >>> AuxMaskPruning.recipe(max_epochs=8, target_flops=0.5, granularity="neuron").controller.final
+            >>> AuxMaskPruning.recipe(target_flops=0.5, granularity="neuron").controller.final
             0.5
 
         """
-        if (target_sparsity is None) == (target_flops is None):
-            raise ValueError(
-                "The recipe needs exactly one target: recipe(max_epochs=..., target_sparsity=0.9) or "
-                "recipe(max_epochs=..., target_flops=0.25)."
-            )
-        if max_epochs < 2:
-            raise ValueError(f"max_epochs={max_epochs}: the recipe needs at least 2 epochs (1 of them dense).")
-        freeze = max(2, round(0.75 * max_epochs))
-        settings: dict[str, Any] = {
-            "strength": 1e-4,
-            "aux_lr": 5e-3,
-            "target_sparsity": target_sparsity,
-            "target_flops": target_flops,
-            "warmup": 1.0,
-            "ramp": max(1, freeze - 3),
-            "freeze": freeze,
-        }
-        return cls(**{**settings, **overrides})
+        check_overrides("recipe", overrides, RECIPE_FIXED, CALLBACK_ARGUMENTS)
+        callback = cls(**recipe_settings(max_epochs or 2, target_sparsity, target_flops, overrides))
+        callback._epochs_from_trainer = max_epochs is None
+        return callback
 
     # ------------------------------------------------------------------ set-up
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage == "fit" and self._epochs_from_trainer:
+            self._schedule_from(trainer)
         if stage == "fit" and not pl_module.automatic_optimization:
             raise MisconfigurationException(
                 "AuxMaskPruning needs automatic optimization: it adds the regularizer's gradient and "
@@ -489,6 +480,17 @@ class AuxMaskPruning(Callback):
         self._check_target_reached(trainer)
 
     # ---------------------------------------------------------------- helpers
+    def _schedule_from(self, trainer: Trainer) -> None:
+        """Schedule a recipe made without ``max_epochs`` on the Trainer's ``max_epochs``."""
+        epochs = trainer.max_epochs
+        if epochs is None or epochs < 2:
+            raise MisconfigurationException(
+                f"AuxMaskPruning.recipe() schedules itself on the Trainer's max_epochs, which is {epochs}: set "
+                "Trainer(max_epochs=...) (at least 2), or pass max_epochs=... to recipe()."
+            )
+        self.pruner.reschedule(**recipe_schedule(epochs))
+        self._scheduled_for = epochs
+
     def attach(self, model: nn.Module) -> dict[str, AuxMask]:
         """Give ``model`` its masks now, before ``trainer.fit`` (needed with ``strategy="ddp_spawn"``).
 
@@ -806,3 +808,7 @@ class AuxMaskPruning(Callback):
         self._loaded_aux_param_names = list(state_dict["aux_param_names"])
         self._last_logged_step = int(state_dict["last_logged_step"])
         self._resume_differences = differences  # reported in on_fit_start: irrelevant to test/predict
+
+
+CALLBACK_ARGUMENTS = frozenset(inspect.signature(AuxMaskPruning).parameters)
+"""Every constructor argument (what a preset's overrides may name)."""

@@ -272,6 +272,25 @@ class AuxPruner:
         """Layers whose masks held a NaN or an infinity at the last
         [`metrics`][lightning_auxprune.pruner.AuxPruner.metrics] (they read as pruned)."""
 
+    def reschedule(self, warmup: float, ramp: float, freeze: float | None) -> None:
+        """Replace the schedule (before training starts); a target is then reached on the new one.
+
+        Examples:
+            >>> pruner = AuxPruner(target_sparsity=0.9, warmup=1, ramp=1, freeze=2)
+            >>> pruner.reschedule(warmup=1, ramp=9, freeze=12)
+            >>> pruner.controller.end
+            10
+
+        """
+        self.schedule = PruningSchedule(warmup=warmup, ramp=ramp, freeze=freeze)
+        controller = self.controller
+        if controller is not None:
+            sparsity = controller.final if self.target_metric == "sparsity" else None
+            flops = 1.0 - controller.final if self.target_metric == "flops" else None
+            self.controller = self._make_controller(
+                sparsity, flops, controller.gain, controller.p_gain, controller.min_strength
+            )
+
     def _make_controller(
         self,
         target_sparsity: float | None,

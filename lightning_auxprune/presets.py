@@ -1,0 +1,103 @@
+"""The presets: named sets of settings, written once for the callback and the benchmarks.
+
+* [`paper_settings`][lightning_auxprune.presets.paper_settings]: the method as the paper describes
+  it, nothing added;
+* [`recipe_settings`][lightning_auxprune.presets.recipe_settings]: the benchmarked recipe, a
+  target reached along a cubic ramp within a budget of epochs, whose schedule is
+  [`recipe_schedule`][lightning_auxprune.presets.recipe_schedule] (the benchmarks schedule their
+  peers with it too).
+
+Each preset has settings that *define* it (overriding them would make it another method: an error
+that says to use the constructor) and defaults that overrides may replace. Both are checked the
+same way by [`check_overrides`][lightning_auxprune.presets.check_overrides].
+
+Examples:
+    >>> recipe_schedule(16)
+    {'warmup': 1.0, 'ramp': 9, 'freeze': 12}
+    >>> recipe_settings(8, target_sparsity=0.9, overrides={"aux_lr": 0.01})["aux_lr"]
+    0.01
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+PAPER_FIXED: dict[str, Any] = {
+    "regularizer": "count",
+    "ste": "leaky_relu",
+    "rule": "sign",
+    "weight_grad": "masked",
+    "init": "constant",
+    "aux_optimizer": "shared",
+    "warmup": 0.0,
+    "ramp": 0.0,
+    "freeze": None,
+}
+"""What the paper preset fixes: constant lambda, ``R = sum h(M)``, leaky-ReLU STE, the sign rule,
+masked W gradient, constant M init, M trained by your optimizer, no warm-up, no freeze."""
+RECIPE_DEFAULTS: dict[str, Any] = {"strength": 1e-4, "aux_lr": 5e-3}
+"""The recipe's defaults: lambda's starting value and the aux learning rate."""
+RECIPE_FIXED = ("warmup", "ramp", "freeze", "interval", "target_sparsity", "target_flops")
+"""What the recipe sets itself: the schedule (from the epoch budget) and the target (an argument)."""
+
+
+def check_overrides(preset: str, overrides: Mapping[str, Any], fixed: Iterable[str], known: Iterable[str]) -> None:
+    """Refuse overrides a preset fixes, and names that are no setting at all.
+
+    Raises:
+        ValueError: Naming the fixed settings, and what to use instead.
+        TypeError: Naming the unknown settings.
+
+    Examples:
+        >>> check_overrides("paper", {"rule": "chain"}, PAPER_FIXED, ["rule"])
+        Traceback (most recent call last):
+        ...
+        ValueError: ['rule'] are fixed by the paper preset; use AuxMaskPruning(...) to change them.
+
+    """
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise TypeError(f"{unknown} are not AuxMaskPruning settings (see docs/configuration.md).")
+    clash = sorted(set(fixed) & set(overrides))
+    if clash:
+        raise ValueError(f"{clash} are fixed by the {preset} preset; use AuxMaskPruning(...) to change them.")
+
+
+def paper_settings(strength: float, aux_lr: float, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The constructor arguments of the paper preset (``overrides``: layer selection, logging, ...)."""
+    return {"strength": strength, "aux_lr": aux_lr, **PAPER_FIXED, **overrides}
+
+
+def recipe_schedule(max_epochs: int) -> dict[str, Any]:
+    """The recipe's schedule in epochs.
+
+    One dense epoch; the target is reached 2 epochs before the masks freeze at 3/4 of the budget.
+
+    Raises:
+        ValueError: For fewer than 2 epochs.
+    """
+    if max_epochs < 2:
+        raise ValueError(f"max_epochs={max_epochs}: the recipe needs at least 2 epochs (1 of them dense).")
+    freeze = max(2, round(0.75 * max_epochs))
+    return {"warmup": 1.0, "ramp": max(1, freeze - 3), "freeze": freeze}
+
+
+def recipe_settings(
+    max_epochs: int,
+    target_sparsity: float | None = None,
+    target_flops: float | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The constructor arguments of the recipe for a budget of ``max_epochs``.
+
+    Raises:
+        ValueError: Without exactly one target, or with fewer than 2 epochs.
+    """
+    if (target_sparsity is None) == (target_flops is None):
+        raise ValueError(
+            "The recipe needs exactly one target: recipe(target_sparsity=0.9) or recipe(target_flops=0.25)."
+        )
+    targets = {"target_sparsity": target_sparsity, "target_flops": target_flops, "interval": "epoch"}
+    return {**RECIPE_DEFAULTS, **(overrides or {}), **targets, **recipe_schedule(max_epochs)}
