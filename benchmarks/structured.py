@@ -10,9 +10,9 @@ deployed model is measured: AutoPrune's is ``shrink``-ed, Torch-Pruning's is alr
 Methods (:data:`METHODS`, each defined once):
 
 * ``autoprune``: ``AuxMaskPruning.recipe(target_flops=budget, granularity="neuron")`` with coupled
-  masks, the cost-aware push, plain SGD on M and a lambda floor;
-* ``autoprune_uncoupled`` / ``autoprune_costblind`` / ``autoprune_adam``: the ablations (one mask
-  per layer; every unit pushed alike; the user's Adam on M);
+  masks, the cost-aware push, per-layer normalised SGD on M and a lambda floor (:data:`NEURON_M`);
+* ``autoprune_sgd`` / ``autoprune_uncoupled`` / ``autoprune_costblind`` / ``autoprune_adam``: the
+  ablations (plain SGD on M; one mask per layer; every unit pushed alike; the user's Adam on M);
 * ``tp_<criterion>``: Torch-Pruning with the L1, L2, group-norm or Taylor criterion, pruned in
   steps at the start of epochs 1 .. 3/4 of training along the same cubic ramp, then fine-tuned;
 * ``tp_<criterion>_oneshot``: dense training for half the epochs, one cut to the budget, then
@@ -54,8 +54,11 @@ MODELS = {"vgg": 8, "resnet20": 8, "mobilenetv2": 8}
 """Architectures and their epoch budget (the same for every method)."""
 BUDGETS = [0.5, 0.35, 0.25]
 EXAMPLE_SHAPE = (1, 1, 28, 28)
-SGD_ON_M = {"aux_optimizer": "sgd", "aux_lr": 1.0, "strength": 1e-3, "target_min_strength": 1e-5}
-"""The weight-granularity winner's mask optimizer (benchmarks/recipes.py), used at neuron granularity too."""
+NEURON_M = {"aux_optimizer": "normalized_sgd", "aux_lr": 0.05, "strength": 1e-3, "target_min_strength": 1e-5}
+"""SGD on M with each layer's gradient divided by its RMS, and the lambda floor. Chosen on validation
+accuracy (VGG-like, 10,000 images, seed 0, budget 0.35) over plain SGD at lr 1 (the weight-granularity
+winner, ``autoprune_sgd``) and lr 0.1: a unit's gradient sums over its fan-in, whose size differs
+between layers by orders of magnitude."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class Method:
 
 def _autoprune(**overrides: Any) -> Callable[[ImageClassifier, float, int], list[Callback]]:
     def build(model: ImageClassifier, budget: float, epochs: int) -> list[Callback]:
-        settings = {**SGD_ON_M, "print_table": False, **overrides}
+        settings = {**NEURON_M, "print_table": False, **overrides}
         return [AuxMaskPruning.recipe(max_epochs=epochs, target_flops=budget, granularity="neuron", **settings)]
 
     return build
@@ -89,7 +92,11 @@ def _torch_pruning(importance: str, oneshot: bool) -> Callable[[ImageClassifier,
 
 
 METHODS: dict[str, Method] = {
-    "autoprune": Method("coupled masks, cost-aware push, SGD on M, lambda floor", _autoprune()),
+    "autoprune": Method("coupled masks, cost-aware push, per-layer normalised SGD on M, lambda floor", _autoprune()),
+    "autoprune_sgd": Method(
+        "as autoprune, plain SGD on M at lr 1 (the weight-granularity winner)",
+        _autoprune(aux_optimizer="sgd", aux_lr=1.0),
+    ),
     "autoprune_uncoupled": Method("as autoprune, one mask per layer", _autoprune(coupled=False)),
     "autoprune_costblind": Method("as autoprune, every unit pushed alike", _autoprune(cost_aware=False)),
     "autoprune_adam": Method(
