@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.commands import apply_quick, command_line
-from benchmarks.compare import Record
+from benchmarks.harness import Record
 from benchmarks.variants import common_arguments, run_variants, variant_means
 
 STES = ["identity", "relu", "leaky_relu", "softplus"]

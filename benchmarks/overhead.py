@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.commands import add_accelerator, command_line, device_of
-from benchmarks.compare import StepTimer
+from benchmarks.harness import StepTimer
 from benchmarks.peers import GradualMagnitudePruning, lightning_model_pruning
 from benchmarks.timing import machine, synchronize
 from examples.classifier import ImageClassifier

@@ -42,7 +42,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from benchmarks.commands import add_accelerator, add_training_data, apply_quick, command_line
-from benchmarks.compare import Record, append_record, load_records, run
+from benchmarks.harness import Record, append_record, load_records, train_and_measure
 from benchmarks.peers import TP_IMPORTANCES, TorchPruningFlops, cubic_sparsity
 from examples.classifier import ImageClassifier
 from lightning_auxprune import AuxMaskPruning, shrink
@@ -116,8 +116,12 @@ METHODS: dict[str, Method] = {
 }
 
 
+def _no_callbacks(model: ImageClassifier, epochs: int, steps: int) -> list[Callback]:
+    return []
+
+
 def _factory(method: Method, budget: float) -> Callable[[ImageClassifier, int, int], list[Callback]]:
-    """The ``(model, epochs, steps) -> callbacks`` factory :func:`benchmarks.compare.run` takes."""
+    """The ``(model, epochs, steps) -> callbacks`` factory :func:`benchmarks.harness.train_and_measure` takes."""
     return lambda model, epochs, _steps: method.callbacks(model, budget, epochs)
 
 
@@ -247,11 +251,8 @@ def main(argv: list[str] | None = None) -> list[Record]:
                     if key in done:
                         records.append(done[key])
                         continue
-                    factory = None if method == "dense" else _factory(METHODS[method], budget)
-
-                    record = run(
-                        model_name, method, budget, seed, args, epochs=epochs, factory=factory, measure=measure
-                    )
+                    factory = _no_callbacks if method == "dense" else _factory(METHODS[method], budget)
+                    record = train_and_measure(model_name, method, budget, seed, args, epochs, factory, measure)
                     record.variant = "structured"
                     append_record(out, record)
                     records.append(record)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from benchmarks.commands import apply_quick, command_line
-from benchmarks.compare import Record
+from benchmarks.harness import Record
 from benchmarks.recipes import SGD_FOR_M
 from benchmarks.variants import common_arguments, run_variants, variant_means
 

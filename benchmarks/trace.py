@@ -22,7 +22,8 @@ from pathlib import Path
 from lightning.pytorch.loggers import CSVLogger
 
 from benchmarks.commands import add_accelerator, add_training_data, apply_quick, command_line
-from benchmarks.compare import GRID, METHODS, Record, run
+from benchmarks.compare import GRID, METHODS, run
+from benchmarks.harness import Record
 
 COLUMNS = {
     "step": "step",

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from benchmarks.commands import add_accelerator, add_training_data
-from benchmarks.compare import Record, append_record, budget, load_records, run
+from benchmarks.compare import budget, run
+from benchmarks.harness import Record, append_record, load_records
 
 
 def run_variants(
