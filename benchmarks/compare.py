@@ -13,6 +13,8 @@ JSON record to ``benchmarks/results/runs.jsonl``; :mod:`benchmarks.report` turns
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -29,114 +31,179 @@ from examples.classifier import ImageClassifier
 from lightning_auxprune import AuxMaskPruning, bake, find_masks, shrink
 from lightning_auxprune.presets import recipe_schedule
 
-# Per model: epochs, settings swept per method, and the layers neuron methods may remove.
-GRID: dict[str, dict[str, Any]] = {
-    "lenet300100": {
-        "epochs": 16,
-        "gmp": [0.95, 0.98, 0.99],
-        "modelpruning": [0.95, 0.98, 0.99],
-        "autoprune": [2e-4, 4e-4, 8e-4],
-        "autoprune_maginit": [2e-4, 4e-4, 8e-4],
-        "autoprune_target": [0.95, 0.98, 0.99],
-        "autoprune_target_sgd": [0.95, 0.98, 0.99],
-        "autoprune_target_sgd_floor": [0.95, 0.98, 0.99],
-        "autoprune_neuron": [1e-3],
-        "autoprune_neuron_target": [0.5],
-        "torchpruning": [0.75],
-        "neuron_layers": [r"net\.fc1", r"net\.fc2"],
-    },
-    "lenet5": {
-        "epochs": 8,
-        "gmp": [0.98, 0.99, 0.995],
-        "modelpruning": [0.95, 0.98, 0.99],
-        "autoprune": [3e-4, 5e-4],
-        "autoprune_maginit": [1.5e-4, 3e-4, 5e-4],
-        "autoprune_target": [0.98, 0.99, 0.995],
-        "autoprune_target_sgd": [0.98, 0.99, 0.995],
-        "autoprune_target_sgd_floor": [0.98, 0.99, 0.995],
-        "autoprune_neuron": [3e-4, 1e-3],
-        "autoprune_neuron_target": [0.25],
-        "torchpruning": [0.5, 0.75],
-        "neuron_layers": [r"net\.conv1", r"net\.conv2", r"net\.fc1"],
-    },
-    "vgg": {
-        "epochs": 8,
-        "gmp": [0.9, 0.95],
-        "modelpruning": [0.9, 0.95],
-        "autoprune": [3e-4],
-        "autoprune_maginit": [3e-4],
-        "autoprune_target": [0.9, 0.95],
-        "autoprune_target_sgd": [0.9, 0.95],
-        "autoprune_target_sgd_floor": [0.9, 0.95],
-        "autoprune_neuron": [3e-4, 1e-3],
-        "autoprune_neuron_target": [0.25],
-        "torchpruning": [0.5],
-        "neuron_layers": [r"net\.features\.\d+", r"net\.classifier\.1"],
-    },
+MODELS: dict[str, dict[str, Any]] = {
+    "lenet300100": {"epochs": 16, "neuron_layers": [r"net\.fc1", r"net\.fc2"]},
+    "lenet5": {"epochs": 8, "neuron_layers": [r"net\.conv1", r"net\.conv2", r"net\.fc1"]},
+    "vgg": {"epochs": 8, "neuron_layers": [r"net\.features\.\d+", r"net\.classifier\.1"]},
 }
-METHODS = [
-    "dense",
-    "modelpruning",
-    "gmp",
-    "autoprune",
-    "autoprune_maginit",
-    "autoprune_target",
-    "autoprune_target_sgd",
-    "autoprune_target_sgd_floor",
-    "autoprune_neuron",
-    "autoprune_neuron_target",
-    "torchpruning",
-]
+"""Per model: the epoch budget every method gets, and the layers neuron methods may remove."""
+
+Factory = Callable[[ImageClassifier, float, int, int, dict[str, Any]], list[Callback]]
+"""``(model, setting, epochs, steps, AuxMaskPruning overrides) -> callbacks``."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method of the comparison, defined once.
+
+    Attributes:
+        description: What it is.
+        setting: What its setting means: ``"fraction"`` (of weights to prune), ``"lambda"``,
+            ``"flops"`` (fraction of the dense FLOPs to keep) or ``"none"``.
+        grid: The settings swept per model.
+        callbacks: Its callbacks within a run's budget.
+        shrinks: Whether its deployed model is ``shrink``-ed (neuron masks) rather than baked.
+    """
+
+    description: str
+    setting: str
+    grid: dict[str, list[float]]
+    callbacks: Factory
+    shrinks: bool = False
+
+
+def _window(epochs: int) -> int:
+    """Every method prunes within the recipe's window: it ends where AutoPrune's masks freeze."""
+    return int(recipe_schedule(epochs)["freeze"])
+
+
+def _gmp(model: ImageClassifier, setting: float, epochs: int, steps: int, variant: dict[str, Any]) -> list[Callback]:
+    per_epoch = steps // epochs
+    end = _window(epochs) * per_epoch
+    return [GradualMagnitudePruning(setting, start=per_epoch, end=end, every=max(1, per_epoch // 8))]
+
+
+def _model_pruning(
+    model: ImageClassifier, setting: float, epochs: int, steps: int, variant: dict[str, Any]
+) -> list[Callback]:
+    return [lightning_model_pruning(model, setting, start_epoch=1, end_epoch=_window(epochs))]
+
+
+def _recipe(overrides: dict[str, Any]) -> Factory:
+    def build(
+        model: ImageClassifier, setting: float, epochs: int, steps: int, variant: dict[str, Any]
+    ) -> list[Callback]:
+        settings = {"print_table": False, **overrides, **variant}
+        return [AuxMaskPruning.recipe(max_epochs=epochs, target_sparsity=setting, **settings)]
+
+    return build
+
+
+def _neuron_recipe(
+    model: ImageClassifier, setting: float, epochs: int, steps: int, variant: dict[str, Any]
+) -> list[Callback]:
+    include = MODELS[model.hparams["arch"]]["neuron_layers"]
+    budget = {"target_flops": setting, "granularity": "neuron", "include": include, "print_table": False}
+    return [AuxMaskPruning.recipe(max_epochs=epochs, **{**budget, **variant})]
+
+
+def _constant_lambda(neuron: bool = False, init: str = "constant") -> Factory:
+    def build(
+        model: ImageClassifier, setting: float, epochs: int, steps: int, variant: dict[str, Any]
+    ) -> list[Callback]:
+        options: dict[str, Any] = {
+            "strength": setting,
+            "aux_lr": 5e-3,
+            "init": init,
+            "granularity": "neuron" if neuron else "weight",
+            "include": MODELS[model.hparams["arch"]]["neuron_layers"] if neuron else None,
+            "warmup": 1,
+            "freeze": _window(epochs),
+            "print_table": False,
+        }
+        return [AuxMaskPruning(**{**options, **variant})]
+
+    return build
+
+
+def _torch_pruning(
+    model: ImageClassifier, setting: float, epochs: int, steps: int, variant: dict[str, Any]
+) -> list[Callback]:
+    include = MODELS[model.hparams["arch"]]["neuron_layers"]
+    return [TorchPruningChannels(include, setting, at_epoch=max(1, epochs // 4), example=torch.zeros(1, 1, 28, 28))]
+
+
+def _dense(model: ImageClassifier, setting: float, epochs: int, steps: int, variant: dict[str, Any]) -> list[Callback]:
+    return []
+
+
+def _per_model(lenet300100: list[float], lenet5: list[float], vgg: list[float]) -> dict[str, list[float]]:
+    return {"lenet300100": lenet300100, "lenet5": lenet5, "vgg": vgg}
+
+
+TARGETS = _per_model([0.95, 0.98, 0.99], [0.98, 0.99, 0.995], [0.9, 0.95])
+REGISTRY: dict[str, Method] = {
+    "dense": Method("no pruning", "none", _per_model([0.0], [0.0], [0.0]), _dense),
+    "modelpruning": Method(
+        "Lightning's ModelPruning, global L1 unstructured, per-epoch amounts along the cubic schedule",
+        "fraction",
+        _per_model([0.95, 0.98, 0.99], [0.95, 0.98, 0.99], [0.9, 0.95]),
+        _model_pruning,
+    ),
+    "gmp": Method(
+        "gradual magnitude pruning (Zhu & Gupta), cubic schedule from epoch 1 to the window's end",
+        "fraction",
+        TARGETS,
+        _gmp,
+    ),
+    "autoprune": Method(
+        "AutoPrune, constant lambda after 1 dense epoch, masks frozen for the last quarter",
+        "lambda",
+        _per_model([2e-4, 4e-4, 8e-4], [3e-4, 5e-4], [3e-4]),
+        _constant_lambda(),
+    ),
+    "autoprune_maginit": Method(
+        "as autoprune, M initialised proportional to |W|",
+        "lambda",
+        _per_model([2e-4, 4e-4, 8e-4], [1.5e-4, 3e-4, 5e-4], [3e-4]),
+        _constant_lambda(init="magnitude"),
+    ),
+    **{
+        name: Method(
+            f"AuxMaskPruning.recipe with a target sparsity, overrides {overrides}",
+            "fraction",
+            TARGETS,
+            _recipe(overrides),
+        )
+        for name, overrides in TARGET_RECIPES.items()
+    },
+    "autoprune_neuron": Method(
+        "AutoPrune at neuron granularity, constant lambda",
+        "lambda",
+        _per_model([1e-3], [3e-4, 1e-3], [3e-4, 1e-3]),
+        _constant_lambda(neuron=True),
+        shrinks=True,
+    ),
+    "autoprune_neuron_target": Method(
+        "the recipe at neuron granularity, the setting the fraction of dense FLOPs to keep",
+        "flops",
+        _per_model([0.5], [0.25], [0.25]),
+        _neuron_recipe,
+        shrinks=True,
+    ),
+    "torchpruning": Method(
+        "Torch-Pruning's L1 channel pruning once after the first quarter, then fine-tuning",
+        "fraction",
+        _per_model([0.75], [0.5, 0.75], [0.5]),
+        _torch_pruning,
+    ),
+}
+"""Every method of the comparison: its grid, what its setting means, its callbacks."""
+METHODS = list(REGISTRY)
+GRID: dict[str, dict[str, Any]] = {
+    model: {**spec, **{name: method.grid[model] for name, method in REGISTRY.items()}} for model, spec in MODELS.items()
+}
+"""Per model: epochs, neuron layers and each method's settings (a view of :data:`REGISTRY`)."""
 
 
 def callbacks_for(
     method: str, setting: float, model: ImageClassifier, epochs: int, steps: int, variant: dict[str, Any] | None = None
 ) -> list[Callback]:
-    """The pruning callback of a method, scheduled within the shared budget.
-
-    ``variant`` overrides AuxMaskPruning arguments (ablations).
-    Magnitude peers prune from epoch 1 to 3/4 of the budget (cubic schedule) and fine-tune after;
-    AutoPrune warms up 1 epoch, prunes, and freezes its masks for the last quarter (``_maginit``:
-    M initialised proportional to |W| instead of constant; ``_target``: the setting is a target
-    sparsity that lambda is controlled to follow, reached 2 epochs before the freeze;
-    ``autoprune_target_sgd``: the same with M stepped by plain SGD, :data:`benchmarks.recipes.SGD_FOR_M`;
-    ``autoprune_target_sgd_floor``: and lambda kept above 1e-5;
-    ``autoprune_neuron_target``: the same recipe at neuron granularity, the setting being the
-    fraction of dense FLOPs to keep); Torch-Pruning
-    removes channels after the first quarter and fine-tunes for the rest.
-    """
-    per_epoch = steps // epochs
-    freeze = recipe_schedule(epochs)["freeze"]  # every method prunes within the recipe's window
-    if method == "dense":
-        return []
-    if method == "gmp":
-        return [GradualMagnitudePruning(setting, start=per_epoch, end=freeze * per_epoch, every=max(1, per_epoch // 8))]
-    if method == "modelpruning":
-        return [lightning_model_pruning(model, setting, start_epoch=1, end_epoch=freeze)]
-    if method in TARGET_RECIPES:
-        overrides = {**TARGET_RECIPES[method], **(variant or {})}
-        return [AuxMaskPruning.recipe(max_epochs=epochs, target_sparsity=setting, print_table=False, **overrides)]
-    if method == "autoprune_neuron_target":
-        include = GRID[model.hparams["arch"]]["neuron_layers"]
-        budget = {"target_flops": setting, "granularity": "neuron", "include": include, "print_table": False}
-        return [AuxMaskPruning.recipe(max_epochs=epochs, **{**budget, **(variant or {})})]
-    if method.startswith("autoprune"):
-        neuron = method == "autoprune_neuron"
-        options: dict[str, Any] = {
-            "strength": setting,
-            "aux_lr": 5e-3,
-            "init": "magnitude" if method == "autoprune_maginit" else "constant",
-            "granularity": "neuron" if neuron else "weight",
-            "include": GRID[model.hparams["arch"]]["neuron_layers"] if neuron else None,
-            "warmup": 1,
-            "freeze": freeze,
-            "print_table": False,
-        }
-        return [AuxMaskPruning(**{**options, **(variant or {})})]
-    if method == "torchpruning":
-        include = GRID[model.hparams["arch"]]["neuron_layers"]
-        return [TorchPruningChannels(include, setting, at_epoch=max(1, epochs // 4), example=torch.zeros(1, 1, 28, 28))]
-    raise ValueError(f"unknown method {method!r}")
+    """The callbacks of ``method`` (see :data:`REGISTRY`) within the run's budget; ``variant`` overrides
+    AuxMaskPruning arguments (ablations)."""
+    if method not in REGISTRY:
+        raise ValueError(f"unknown method {method!r}")
+    return REGISTRY[method].callbacks(model, setting, epochs, steps, variant or {})
 
 
 def final_plain_model(method: str, model: ImageClassifier) -> nn.Module:
@@ -144,7 +211,7 @@ def final_plain_model(method: str, model: ImageClassifier) -> nn.Module:
     net: nn.Module = model.net
     if not find_masks(model):
         return net
-    if method.startswith("autoprune_neuron"):
+    if REGISTRY[method].shrinks:
         wrapper = shrink(model, torch.zeros(2, 1, 28, 28), on_unsafe="skip").model
         return cast(nn.Module, wrapper.net)
     return cast(nn.Module, bake(model).net)

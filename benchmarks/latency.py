@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from benchmarks.commands import add_accelerator, command_line, device_of
+from benchmarks.compare import MODELS
 from benchmarks.timing import interleaved_medians, machine, state_bytes
 from examples.models import build_model
 from lightning_auxprune.export.bake import bake
@@ -33,7 +34,7 @@ from lightning_auxprune.options import MaskOptions
 from lightning_auxprune.patch import patch_model
 
 NEURON_LAYERS = {
-    "vgg": [r"net\.features\.\d+", r"net\.classifier\.1"],
+    "vgg": MODELS["vgg"]["neuron_layers"],
     "resnet20": [r"net\.stages\.\d+\.conv1"],
     "mobilenetv2": [r"net\.blocks\.\d+\.depthwise"],
 }

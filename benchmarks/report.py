@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.commands import command_line
-from benchmarks.recipes import TARGET_RECIPES
+from benchmarks.compare import REGISTRY
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -111,8 +111,8 @@ def plot(table: dict[str, dict[tuple[str, float], dict[str, Any]]], folder: Path
 
 
 # Methods whose setting is a pruned fraction s (the knob is then the asked-for compression
-# 1 / (1 - s)); the others' setting is lambda.
-FRACTION_SETTINGS = {"gmp", "modelpruning", "torchpruning", *TARGET_RECIPES}
+# 1 / (1 - s)); the others' setting is lambda (or a FLOPs fraction).
+FRACTION_SETTINGS = {name for name, method in REGISTRY.items() if method.setting == "fraction"}
 
 
 def knob(method: str, setting: float) -> float:
