@@ -83,14 +83,17 @@ def _outputs_match(model: nn.Module, inputs: tuple[Any, ...], reference: torch.T
 
 
 def _removable_group(
-    tp: Any, graph: Any, model: nn.Module, name: str, closed: dict[str, list[bool]]
+    tp: Any, graph: Any, model: nn.Module, name: str, closed: dict[str, list[bool]], round_to: int = 1
 ) -> tuple[Any, set[int]]:
     """The DepGraph group removing ``name``'s closed units, or ``(None, ...)`` if there are none.
 
     A unit qualifies if every masked coupled producer has it closed; at least one channel per
-    layer is kept.
+    layer is kept, and with ``round_to`` the kept width is a multiple of it (or the full width).
     """
     candidates = {i for i, c in enumerate(closed[name]) if c}
+    width = len(closed[name])
+    kept = min(width, -(-(width - len(candidates)) // round_to) * round_to)
+    candidates = set(sorted(candidates)[: width - kept])  # the rest stay as zero channels
     modules = dict(model.named_modules())
     names = {id(m): n for n, m in modules.items()}
     layer = modules[name]
@@ -111,7 +114,9 @@ def _removable_group(
     return None, candidates
 
 
-def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error", atol: float = 1e-5) -> ShrinkResult:
+def shrink(
+    model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error", atol: float = 1e-5, round_to: int = 1
+) -> ShrinkResult:
     """Bake ``model`` and remove every closed unit that can be removed without changing outputs.
 
     Args:
@@ -120,6 +125,8 @@ def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error",
         on_unsafe: ``"error"`` (default) or ``"skip"`` for units whose removal would change the
             outputs.
         atol: Absolute tolerance of the output check.
+        round_to: Keep each shrunk layer's width a multiple of this (8 suits most GPU and CPU
+            kernels): up to ``round_to - 1`` closed (zero) units per layer stay. 1: remove all.
 
     Raises:
         ValueError: If ``model`` has no masks or has weight-granularity masks.
@@ -131,6 +138,8 @@ def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error",
         import torch_pruning as tp
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("shrink needs Torch-Pruning: pip install torch-pruning.") from err
+    if round_to < 1:
+        raise ValueError(f"round_to={round_to} must be >= 1 (1: remove every closed unit).")
     if on_unsafe not in ("error", "skip"):
         raise ValueError(f"Unknown on_unsafe={on_unsafe!r}. Use 'error' or 'skip'.")
     masks = find_masks(model)
@@ -183,7 +192,7 @@ def shrink(model: nn.Module, example_inputs: Any, on_unsafe: OnUnsafe = "error",
         if masks[name].heads:
             continue  # attention heads: below, once the channels are done
         try:
-            group, candidates = _removable_group(tp, graph, current, name, closed)
+            group, candidates = _removable_group(tp, graph, current, name, closed, round_to)
         except (ValueError, KeyError, RuntimeError, AttributeError) as err:  # e.g. attention's out_proj
             reason = (
                 "Torch-Pruning's dependency graph does not cover it (a layer used through its weight, as "

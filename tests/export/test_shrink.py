@@ -223,3 +223,22 @@ def test_a_model_torch_pruning_cannot_trace_is_refused_or_skipped_cleanly():
         warnings.simplefilter("always")
         result = shrink(model, x, on_unsafe="skip")
     assert "fc" in result.skipped
+
+
+def test_round_to_keeps_widths_a_multiple_and_outputs_equal():
+    torch.manual_seed(0)
+    model = VGGLike().eval()
+    x = torch.randn(2, 1, 28, 28)
+    masks = patch_model(model, select_layers(model, include=[r"features\.\d+"]), NEURON)
+    with torch.no_grad():
+        for mask in masks.values():
+            mask.aux[: mask.aux.numel() // 3 + 1] = -1.0  # an awkward number of closed units
+    result = shrink(model, x, round_to=8)
+    widths = [m.out_channels for m in result.model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(w % 8 == 0 for w in widths), widths
+    exact = shrink(model, x)
+    assert result.shrunk_macs > exact.shrunk_macs  # some zero channels stay
+    with torch.no_grad():
+        torch.testing.assert_close(result.model(x), model(x), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="round_to=0"):
+        shrink(model, x, round_to=0)
