@@ -120,7 +120,8 @@ class KeptFlops:
 
     def __init__(self, total: float, per_layer: Mapping[str, float], sizes: Sequence[int]) -> None:
         self.total = total or 1.0
-        self.per_layer = dict(per_layer)
+        self.per_layer = {k: v for k, v in per_layer.items() if not k.endswith(".in_proj_weight")}
+        self._masked: dict[str, float] = {}  # per layer, the FLOPs its mask scales (attention: the q/k/v part)
         self.sizes = list(sizes)
         self.savings: list[float] = []
         self._mask_of_entry = torch.repeat_interleave(
@@ -156,8 +157,8 @@ class KeptFlops:
         self.base = 1.0 - sum(coefficient)
         self.layer_names = list(layers)
         self._tensors["layer_mask"] = torch.tensor([layers[n] for n in self.layer_names], dtype=torch.long)
-        flops = [per_layer.get(f"{n}.in_proj_weight", per_layer.get(n, 0.0)) for n in self.layer_names]
-        self._tensors["layer_flops"] = torch.tensor(flops, dtype=RATIO_DTYPE)
+        self._masked = {n: per_layer.get(f"{n}.in_proj_weight", per_layer.get(n, 0.0)) for n in self.layer_names}
+        self._tensors["layer_flops"] = torch.tensor(list(self._masked.values()), dtype=RATIO_DTYPE)
         self.savings = [c / n for c, n in zip(coefficient, sizes, strict=True)]
         return self
 
@@ -317,4 +318,7 @@ class KeptFlops:
     def layers_kept(self, gates: Sequence[torch.Tensor], open_entries: torch.Tensor) -> dict[str, float]:
         """Kept FLOPs per Linear/Conv layer for the masks' gates (reads the device once)."""
         kept = self._rows(gates, open_entries)[0].tolist()
-        return {**self.per_layer, **dict(zip(self.layer_names, kept, strict=True))}
+        fixed = {
+            n: self.per_layer.get(n, 0.0) - self._masked.get(n, self.per_layer.get(n, 0.0)) for n in self.layer_names
+        }
+        return {**self.per_layer, **{n: fixed[n] + k for n, k in zip(self.layer_names, kept, strict=True)}}

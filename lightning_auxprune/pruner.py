@@ -574,7 +574,8 @@ class AuxPruner:
 
         """
         state = self._step_state()
-        self.flops.detach()  # input shapes are known after the first forward
+        if self.flops.ready:
+            self.flops.detach()  # every layer call of the first forward(s) is recorded: stop recording
         if self.controller is not None and state.flops is None and self.target_metric == "flops":
             self._init_flops(state)
         if all(aux.grad is None for aux in self._set.aux):
@@ -677,7 +678,8 @@ class AuxPruner:
         """
         state = self._step_state()
         lam = self.controller.lam if self.controller is not None else torch.zeros((), dtype=torch.float64)
-        self.flops.detach()
+        if self.flops.ready:
+            self.flops.detach()
         kept = self.kept_flops()
         flops_ratio = kept.ratio(state.gates, state.open) if kept is not None else torch.full((), math.nan)
         device_values = torch.cat(

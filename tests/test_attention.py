@@ -7,6 +7,7 @@ from torch import nn
 from lightning_auxprune import AuxPruner, bake, bake_state_dict, load_shrunk, save_shrunk, shrink
 from lightning_auxprune.export.heads import PrunedMultiheadAttention, remove_heads
 from lightning_auxprune.export.shrink import UnsafeShrinkError
+from lightning_auxprune.kept_flops import layer_flops
 
 
 class Encoder(nn.Module):
@@ -137,3 +138,21 @@ def test_separate_qkv_weights_are_refused_with_advice():
     model.attn = nn.MultiheadAttention(8, 2, kdim=4, vdim=4)
     with pytest.raises(ValueError, match="exclude it"):
         AuxPruner().attach(model)
+
+
+def test_the_layer_table_counts_attention_once():
+    torch.manual_seed(0)
+    model = Encoder()
+    pruner = AuxPruner()
+    masks = pruner.attach(model, torch.zeros(1, 5, 6))
+    with torch.no_grad():
+        masks["attn"].aux[:12] = -1.0  # half of the packed projection
+    rows = {r["layer"]: r for r in pruner.layer_rows()}
+    kept = pruner.kept_flops()
+    _, dense = layer_flops(Encoder(), torch.zeros(1, 5, 6))
+    closed = kept.per_layer["attn"] - rows["attn"]["flops_kept"]
+    assert closed == pytest.approx(0.5 * dense["attn.in_proj_weight"], abs=1)  # half the q/k/v FLOPs go
+    assert rows["attn"]["flops_dense"] == round(dense["attn"])
+    table = pruner.table()
+    total_dense = sum(round(v) for v in kept.per_layer.values())
+    assert f"{total_dense}" in table.splitlines()[-2]  # each layer once: no q/k/v double count
