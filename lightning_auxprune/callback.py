@@ -51,6 +51,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import nn
 from typing_extensions import override
 
+from lightning_auxprune.attention import masked_tensors
 from lightning_auxprune.aux_group import AuxLrMode, align_schedulers, attach_aux_group, aux_lr, set_aux_lr
 from lightning_auxprune.aux_sgd import AuxOptimizer
 from lightning_auxprune.controller import TargetController
@@ -85,7 +86,7 @@ from lightning_auxprune.wandb_dashboard import TENSORBOARD_LAYOUT
 
 Interval = Literal["epoch", "step"]
 PRUNER_ARGUMENTS = frozenset(inspect.signature(AuxPruner).parameters)
-_STORED = re.compile(r"^(?P<layer>(?:.*\.)?)parametrizations\.(?P<tensor>weight|bias)\.original$")
+_STORED = re.compile(r"^(?P<layer>(?:.*\.)?)parametrizations\.(?P<tensor>(?:in_proj_)?(?:weight|bias))\.original$")
 
 
 class AuxMaskPruning(Callback):
@@ -592,8 +593,9 @@ class AuxMaskPruning(Callback):
         in_optimizers = {id(p) for o in optimizers for g in o.param_groups for p in g["params"]}
         missing = []
         for name in self.masks:
-            stacks = cast(nn.ModuleDict, self.pruner.layer(name).parametrizations)
-            stored = cast(torch.Tensor, stacks["weight"].original)
+            layer = self.pruner.layer(name)
+            stacks = cast(nn.ModuleDict, layer.parametrizations)
+            stored = cast(torch.Tensor, stacks[masked_tensors(layer)[0]].original)
             if stored.requires_grad and id(stored) not in in_optimizers:
                 missing.append(name)
         if missing:

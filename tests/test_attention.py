@@ -1,13 +1,15 @@
 """Masks on nn.MultiheadAttention: in_proj_weight (weight granularity), whole heads (neuron), shrink."""
 
+import lightning as L
 import pytest
 import torch
 from torch import nn
 
-from lightning_auxprune import AuxPruner, bake, bake_state_dict, load_shrunk, save_shrunk, shrink
+from lightning_auxprune import AuxMaskPruning, AuxPruner, bake, bake_state_dict, load_shrunk, save_shrunk, shrink
 from lightning_auxprune.export.heads import PrunedMultiheadAttention, remove_heads
 from lightning_auxprune.export.shrink import UnsafeShrinkError
 from lightning_auxprune.kept_flops import layer_flops
+from tests.conftest import tiny_trainer
 
 
 class Encoder(nn.Module):
@@ -156,3 +158,34 @@ def test_the_layer_table_counts_attention_once():
     table = pruner.table()
     total_dense = sum(round(v) for v in kept.per_layer.values())
     assert f"{total_dense}" in table.splitlines()[-2]  # each layer once: no q/k/v double count
+
+
+class AttentionModule(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = Encoder()
+        self.example_input_array = torch.zeros(1, 5, 6)
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=1e-2)
+
+
+@pytest.mark.parametrize("granularity", ["weight", "neuron"])
+def test_the_callback_prunes_attention_in_a_trainer(tmp_path, granularity):
+    torch.manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(64, 5, 6), torch.randint(0, 3, (64,)))
+    loader = torch.utils.data.DataLoader(data, batch_size=16)
+    callback = AuxMaskPruning(granularity=granularity, strength=0.05, aux_lr=0.5, print_table=False)
+    module = AttentionModule()
+    tiny_trainer(tmp_path, 3, [callback]).fit(module, loader)
+    assert "net.attn" in callback.masks
+    assert float(callback.masks["net.attn"].aux.min()) < 1.0  # the attention masks trained
+    baked = bake(module)
+    assert isinstance(baked.net.attn, nn.MultiheadAttention) and baked.net.attn.in_proj_weight.shape == (24, 8)
