@@ -11,8 +11,9 @@ Methods (:data:`METHODS`, each defined once):
 
 * ``autoprune``: ``AuxMaskPruning.recipe(target_flops=budget, granularity="neuron")`` with coupled
   masks, the cost-aware push, per-layer normalised SGD on M and a lambda floor (:data:`NEURON_M`);
-* ``autoprune_sgd`` / ``autoprune_uncoupled`` / ``autoprune_costblind`` / ``autoprune_adam``: the
-  ablations (plain SGD on M; one mask per layer; every unit pushed alike; the user's Adam on M);
+* ``autoprune_exact`` / ``autoprune_sgd`` / ``autoprune_uncoupled`` / ``autoprune_costblind`` /
+  ``autoprune_adam``: the ablations (no pruning past the budget; plain SGD on M; one mask per
+  layer; every unit pushed alike; the user's Adam on M);
 * ``tp_<criterion>``: Torch-Pruning with the L1, L2, group-norm or Taylor criterion, pruned in
   steps at the start of epochs 1 .. 3/4 of training along the same cubic ramp, then fine-tuned;
 * ``tp_<criterion>_oneshot``: dense training for half the epochs, one cut to the budget, then
@@ -96,6 +97,10 @@ METHODS: dict[str, Method] = {
     "autoprune_sgd": Method(
         "as autoprune, plain SGD on M at lr 1 (the weight-granularity winner)",
         _autoprune(aux_optimizer="sgd", aux_lr=1.0),
+    ),
+    "autoprune_exact": Method(
+        "as autoprune, target_tolerance=0: the bound stops pruning at the budget itself",
+        _autoprune(target_tolerance=0.0),
     ),
     "autoprune_uncoupled": Method("as autoprune, one mask per layer", _autoprune(coupled=False)),
     "autoprune_costblind": Method("as autoprune, every unit pushed alike", _autoprune(cost_aware=False)),
