@@ -9,6 +9,7 @@ Examples:
 
 from lightning_auxprune.callback import AuxMaskPruning
 from lightning_auxprune.export.bake import bake, bake_state_dict
+from lightning_auxprune.export.heads import PrunedMultiheadAttention
 from lightning_auxprune.export.shrink import ShrinkResult, UnsafeShrinkError, load_shrunk, save_shrunk, shrink
 from lightning_auxprune.export.sparse_file import load_sparse, save_sparse
 from lightning_auxprune.export.sparse_linear import SparseLinear, sparsify_linear
@@ -17,7 +18,7 @@ from lightning_auxprune.masked_weight import masked_weight
 from lightning_auxprune.options import MaskOptions
 from lightning_auxprune.parametrization import AuxMask
 from lightning_auxprune.patch import find_masks, patch_model
-from lightning_auxprune.pruner import AuxPruner
+from lightning_auxprune.pruner import AuxPruner, UnreachableTargetError
 from lightning_auxprune.statistics import layer_stats, summarize
 
 __all__ = [
@@ -25,8 +26,10 @@ __all__ = [
     "AuxMaskPruning",
     "AuxPruner",
     "MaskOptions",
+    "PrunedMultiheadAttention",
     "ShrinkResult",
     "SparseLinear",
+    "UnreachableTargetError",
     "UnsafeShrinkError",
     "bake",
     "bake_state_dict",

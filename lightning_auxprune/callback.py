@@ -472,7 +472,7 @@ class AuxMaskPruning(Callback):
 
     @override
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.pruner.flops.detach()
+        self.pruner.finish()
         self.last_table = self.pruner.table()
         if self.print_table:
             rank_zero_info("AuxMaskPruning per-layer result:\n" + self.last_table)

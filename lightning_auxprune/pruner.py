@@ -256,13 +256,13 @@ class AuxPruner:
         """Coupled channel groups of the attached model (neuron granularity)."""
         self.left_dense: dict[str, str] = {}
         """Selected layers that [`attach`][lightning_auxprune.pruner.AuxPruner.attach] left without masks, with why."""
-        self.floor: UnitFloor | None = None
+        self._floor: UnitFloor | None = None
         self.collapsed: list[str] = []
         """Layers with no open mask entry at the last [`metrics`][lightning_auxprune.pruner.AuxPruner.metrics]."""
 
         self.masks: dict[str, AuxMask] = {}
         self.events = MaskEvents()
-        self.flops = LayerFlops()
+        self._calls = LayerFlops()  # layer input shapes of the first step, when no example input is known
         self._layer_flops: tuple[float, dict[str, float]] | None = None
         self._kept: KeptFlops | None = None
         self._model: nn.Module | None = None
@@ -406,14 +406,14 @@ class AuxPruner:
         self.masks = patch_model(model, names, self.options, groups)
         self._model = model
         self._set = MaskSet(self.masks)
-        self.floor = None
+        self._floor = None
         if neuron:
             floor = UnitFloor(
                 self._set.entry_counts, self.min_units, self.min_unit_fraction, 1e-3 * self.options.init_scale
             )
-            self.floor = floor if floor.enabled else None
+            self._floor = floor if floor.enabled else None
         if self._layer_flops is None:
-            self.flops.attach(model)
+            self._calls.attach(model)
         else:
             self._check_reachable(cast(KeptFlops, self.kept_flops()))
         self.reset()
@@ -462,6 +462,10 @@ class AuxPruner:
         for name in kept:
             by_group.setdefault(cast(int, coupling.group_of(name)), []).append(name)
         return kept, [members for members in by_group.values() if len(members) > 1]
+
+    def finish(self) -> None:
+        """Remove what the pruner still has hooked into the model (the FLOPs recorders of a run without example input)."""
+        self._calls.detach()
 
     def layer(self, name: str) -> nn.Module:
         """The masked layer called ``name`` in the attached model."""
@@ -574,8 +578,8 @@ class AuxPruner:
 
         """
         state = self._step_state()
-        if self.flops.ready:
-            self.flops.detach()  # every layer call of the first forward(s) is recorded: stop recording
+        if self._calls.ready:
+            self._calls.detach()  # every layer call of the first forward(s) is recorded: stop recording
         if self.controller is not None and state.flops is None and self.target_metric == "flops":
             self._init_flops(state)
         if all(aux.grad is None for aux in self._set.aux):
@@ -596,8 +600,8 @@ class AuxPruner:
         state = self._step_state()
         if state.keeper is not None:
             state.keeper.restore(state.gates)
-        if self.floor is not None:
-            self.floor.apply(self._set.aux)
+        if self._floor is not None:
+            self._floor.apply(self._set.aux)
         if state.bound is not None:
             state.bound.apply(self._set.aux)
         gates = self._set.hard_gates()
@@ -630,8 +634,8 @@ class AuxPruner:
             return self._kept
         if self._layer_flops is not None:
             total, per_layer = self._layer_flops
-        elif self.flops.ready:
-            per_layer = {k: float(v) for k, v in self.flops.dense(self._model).items()}
+        elif self._calls.ready:
+            per_layer = {k: float(v) for k, v in self._calls.dense(self._model).items()}
             total = sum(per_layer.values())
         else:
             return None
@@ -678,8 +682,8 @@ class AuxPruner:
         """
         state = self._step_state()
         lam = self.controller.lam if self.controller is not None else torch.zeros((), dtype=torch.float64)
-        if self.flops.ready:
-            self.flops.detach()
+        if self._calls.ready:
+            self._calls.detach()
         kept = self.kept_flops()
         flops_ratio = kept.ratio(state.gates, state.open) if kept is not None else torch.full((), math.nan)
         device_values = torch.cat(
