@@ -464,7 +464,7 @@ class AuxPruner:
         return kept, [members for members in by_group.values() if len(members) > 1]
 
     def finish(self) -> None:
-        """Remove what the pruner still has hooked into the model (the FLOPs recorders of a run without example input)."""
+        """Remove what the pruner still has hooked into the model (FLOPs recorders of a run without example input)."""
         self._calls.detach()
 
     def layer(self, name: str) -> nn.Module:
