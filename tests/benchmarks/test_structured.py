@@ -50,9 +50,10 @@ def test_torch_pruning_reaches_each_scheduled_budget(importance):
 
 
 def test_flops_at_half_a_point_is_the_cheapest_budget_within_it():
-    rows = [{"model": "m", "method": "dense", "setting": 0.0, "accuracy": 0.90, "flops_ratio": 1.0}]
+    common = {"model": "m", "train_images": 100, "epochs": 2}
+    rows = [{**common, "method": "dense", "setting": 0.0, "accuracy": 0.90, "flops_ratio": 1.0}]
     rows += [
-        {"model": "m", "method": "autoprune", "setting": b, "accuracy": a, "flops_ratio": f}
+        {**common, "method": "autoprune", "setting": b, "accuracy": a, "flops_ratio": f}
         for b, a, f in [(0.5, 0.899, 0.49), (0.35, 0.896, 0.34), (0.25, 0.89, 0.24)]
     ]
     summary = structured.aggregate(rows)
