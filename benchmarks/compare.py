@@ -26,7 +26,7 @@ from torch import nn
 from benchmarks.commands import add_accelerator, add_training_data, apply_quick
 from benchmarks.harness import Record, append_record, load_records, sparsity_figures, train_and_measure
 from benchmarks.peers import GradualMagnitudePruning, TorchPruningChannels, lightning_model_pruning
-from benchmarks.recipes import TARGET_RECIPES
+from benchmarks.recipes import ADAM_ON_M, TARGET_RECIPES
 from examples.classifier import ImageClassifier
 from lightning_auxprune import AuxMaskPruning, bake, find_masks, shrink
 from lightning_auxprune.presets import recipe_schedule
@@ -94,7 +94,7 @@ def _neuron_recipe(
 ) -> list[Callback]:
     include = MODELS[model.hparams["arch"]]["neuron_layers"]
     budget = {"target_flops": setting, "granularity": "neuron", "include": include, "print_table": False}
-    return [AuxMaskPruning.recipe(max_epochs=epochs, **{**budget, **variant})]
+    return [AuxMaskPruning.recipe(max_epochs=epochs, **{**budget, **ADAM_ON_M, **variant})]
 
 
 def _constant_lambda(neuron: bool = False, init: str = "constant") -> Factory:

@@ -16,6 +16,8 @@ Examples:
     {'warmup': 1.0, 'ramp': 9, 'freeze': 12}
     >>> recipe_settings(8, target_sparsity=0.9, overrides={"aux_lr": 0.01})["aux_lr"]
     0.01
+    >>> recipe_settings(8, target_flops=0.5, overrides={"granularity": "neuron"})["aux_optimizer"]
+    'normalized_sgd'
 
 """
 
@@ -37,8 +39,18 @@ PAPER_FIXED: dict[str, Any] = {
 }
 """What the paper preset fixes: constant lambda, ``R = sum h(M)``, leaky-ReLU STE, the sign rule,
 masked W gradient, constant M init, M trained by your optimizer, no warm-up, no freeze."""
-RECIPE_DEFAULTS: dict[str, Any] = {"strength": 1e-4, "aux_lr": 5e-3}
-"""The recipe's defaults: lambda's starting value and the aux learning rate."""
+RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "weight": {"aux_optimizer": "sgd", "aux_lr": 1.0, "strength": 1e-3, "target_min_strength": 1e-5},
+    "neuron": {"aux_optimizer": "normalized_sgd", "aux_lr": 0.05, "strength": 1e-3, "target_min_strength": 1e-5},
+}
+"""The recipe's defaults per granularity: what steps M at which lr, lambda's starting value and floor.
+
+Weight masks: plain SGD on M at lr 1 with lambda kept above 1e-5, the configuration that measured
+best against gradual magnitude pruning (``autoprune_target_sgd_floor`` in docs/benchmarks.md).
+Neuron masks: the same with each layer's M gradient divided by its RMS (a unit's gradient sums its
+fan-in, whose size differs by orders of magnitude between layers), chosen on validation accuracy
+(``benchmarks.structured``). The recipe before these defaults (Adam on M, ``aux_lr=5e-3``,
+lambda from 1e-4) is ``autoprune_target`` of the benchmarks."""
 RECIPE_FIXED = ("warmup", "ramp", "freeze", "interval", "target_sparsity", "target_flops")
 """What the recipe sets itself: the schedule (from the epoch budget) and the target (an argument)."""
 
@@ -100,4 +112,5 @@ def recipe_settings(
             "The recipe needs exactly one target: recipe(target_sparsity=0.9) or recipe(target_flops=0.25)."
         )
     targets = {"target_sparsity": target_sparsity, "target_flops": target_flops, "interval": "epoch"}
-    return {**RECIPE_DEFAULTS, **(overrides or {}), **targets, **recipe_schedule(max_epochs)}
+    defaults = RECIPE_DEFAULTS[(overrides or {}).get("granularity", "weight")]
+    return {**defaults, **(overrides or {}), **targets, **recipe_schedule(max_epochs)}

@@ -293,7 +293,8 @@ def test_recipe_is_the_benchmarked_target_schedule(tmp_path):
     cb = AuxMaskPruning.recipe(max_epochs=8, target_sparsity=0.98)
     assert (cb.schedule.warmup, cb.schedule.ramp, cb.schedule.freeze) == (1.0, 3, 6)
     assert cb.controller is not None and (cb.controller.final, cb.controller.end) == (0.98, 4.0)
-    assert cb.pruner.aux_lr == 5e-3
+    assert (cb.pruner.aux_optimizer, cb.pruner.aux_lr, cb.pruner.strength) == ("sgd", 1.0, 1e-3)  # the measured best
+    assert cb.controller.min_strength == 1e-5
     assert AuxMaskPruning.recipe(max_epochs=8, target_sparsity=0.9, aux_lr=1e-2).pruner.aux_lr == 1e-2
     with pytest.raises(ValueError, match="needs at least 2 epochs"):
         AuxMaskPruning.recipe(max_epochs=1, target_sparsity=0.9)
@@ -303,8 +304,8 @@ def test_recipe_is_the_benchmarked_target_schedule(tmp_path):
         AuxMaskPruning.recipe(0.9, 8)  # keyword-only
     flops = AuxMaskPruning.recipe(max_epochs=8, target_flops=0.25, granularity="neuron")
     assert repr(flops) == (
-        "AuxMaskPruning(neuron masks, strength=0.0001, regularizer='count', ste='leaky_relu', rule='sign', "
-        "aux_optimizer='shared', aux_lr=0.005 (fixed), epochs: warmup=1, ramp=3, freeze=6, "
+        "AuxMaskPruning(neuron masks, strength=0.001, regularizer='count', ste='leaky_relu', rule='sign', "
+        "aux_optimizer='normalized_sgd', aux_lr=0.05 (fixed), epochs: warmup=1, ramp=3, freeze=6, "
         "target_flops=0.25 reached at 4)"
     )
     # it trains: after the dense epoch the masks move and lambda is steered
