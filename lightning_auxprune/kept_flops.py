@@ -124,9 +124,6 @@ class KeptFlops:
         self._masked: dict[str, float] = {}  # per layer, the FLOPs its mask scales (attention: the q/k/v part)
         self.sizes = list(sizes)
         self.savings: list[float] = []
-        self._mask_of_entry = torch.repeat_interleave(
-            torch.arange(len(sizes)), torch.tensor(sizes, dtype=torch.long), output_size=sum(sizes)
-        )
         self._tensors: dict[str, torch.Tensor] = {}
         self._structured = False
         self.layer_names: list[str] = []
@@ -273,7 +270,6 @@ class KeptFlops:
     def to(self, device: torch.device) -> None:
         """Move the index tensors to ``device``."""
         self._tensors = {k: v.to(device) for k, v in self._tensors.items()}
-        self._mask_of_entry = self._mask_of_entry.to(device)
 
     def batch(self, gates: torch.Tensor) -> torch.Tensor:
         """Kept FLOPs ratio for each row of ``gates`` (``[J, entries]``, 0/1) as ``[J]`` float64."""
@@ -289,11 +285,9 @@ class KeptFlops:
         if next(iter(t.values())).device != device:
             self.to(device)
         if not self._structured:
-            if open_entries is None:
-                gates = gates.to(RATIO_DTYPE)
-                open_entries = gates.new_zeros(gates.shape[0], len(self.sizes)).index_add_(
-                    1, self._mask_of_entry, gates
-                )
+            if open_entries is None:  # no index per weight: a model's weight count of them would be large
+                parts = torch.split(gates.to(RATIO_DTYPE), self.sizes, dim=1)
+                open_entries = torch.stack([part.sum(dim=1) for part in parts], dim=1)
             return (open_entries.to(RATIO_DTYPE) / t["sizes"])[:, t["layer_mask"]] * t["layer_flops"]
         gates = gates.to(RATIO_DTYPE)
         rows = gates.shape[0]

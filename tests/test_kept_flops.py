@@ -75,7 +75,7 @@ def test_training_time_ratio_is_the_shrunk_models(name, fraction, seed):
     result = shrink(model, x, on_unsafe="error")  # coupled masks: every closed unit can be removed
     shrunk = count_flops(result.model, x) / count_flops(model, x)
     assert ratio < 0.95
-    assert abs(ratio - shrunk) <= 0.005, (ratio, shrunk)
+    assert abs(ratio - shrunk) <= 1e-6, (ratio, shrunk)  # the issue asks for 0.5 pp; they agree to rounding
     assert sum(result.removed.values()) > 0 and not result.skipped
 
 
