@@ -68,7 +68,7 @@ bench: data
 	$(PY) -m examples.logging_gallery --data-dir $(DATA) --out docs/img/logging
 	$(PY) -m benchmarks.report
 	$(PY) -m benchmarks.latency
-	$(PY) -m benchmarks.latency --fuse-bn --out benchmarks/results/latency_fused_bn.json --markdown docs/latency_fused_bn.md
+	$(PY) -m benchmarks.latency --closing 0.5 --out benchmarks/results/latency_closing.json --markdown docs/latency_closing.md
 	$(PY) -m benchmarks.sparse_linear
 
 # The full grid of benchmarks/compare.py (LeNet-5 and VGG-like too): many hours on 2 cores.

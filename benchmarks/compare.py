@@ -24,7 +24,7 @@ from lightning.pytorch.loggers import Logger
 from torch import nn
 
 from benchmarks.commands import add_accelerator, add_training_data, apply_quick
-from benchmarks.harness import Record, append_record, load_records, sparsity_figures, train_and_measure
+from benchmarks.harness import Measured, Record, append_record, load_records, sparsity_figures, train_and_measure
 from benchmarks.peers import GradualMagnitudePruning, TorchPruningChannels, lightning_model_pruning
 from benchmarks.recipes import ADAM_ON_M, TARGET_RECIPES
 from examples.classifier import ImageClassifier
@@ -236,7 +236,7 @@ def run(
     def factory(model: ImageClassifier, epochs: int, steps: int) -> list[Callback]:
         return callbacks_for(method, setting, model, epochs, steps, variant)
 
-    def measure(model: ImageClassifier, dense: nn.Module) -> tuple[float, float]:
+    def measure(model: ImageClassifier, dense: nn.Module) -> Measured:
         return sparsity_figures(final_plain_model(method, model), dense)
 
     epochs = budget(model_name, args)

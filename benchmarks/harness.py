@@ -26,6 +26,7 @@ from benchmarks.peers import weight_layers, weight_of
 from benchmarks.timing import quiet_trainer, synchronize
 from examples.classifier import ImageClassifier
 from examples.data.fashion_mnist import FashionMNISTDataModule
+from lightning_auxprune.export.shrink import layer_widths
 from lightning_auxprune.kept_flops import layer_flops
 
 
@@ -47,6 +48,26 @@ class Record:
     step_ms: float
     train_images: int
     variant: str = ""
+    widths: dict[str, dict[str, int]] | None = None
+    """The deployed network's layer widths (structured runs; ``export.shrink.layer_widths``)."""
+    shapes: dict[str, list[int]] | None = None
+    """Tensor shapes of the deployed network's ``state_dict`` (structured runs): with ``widths``, enough
+    to rebuild its architecture for :mod:`benchmarks.latency`."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What a benchmark measures on a trained model: compression, FLOPs ratio and, when the deployed
+    network is narrower than the dense one, that network (its architecture is recorded)."""
+
+    compression: float
+    flops_ratio: float
+    deployed: nn.Module | None = None
+
+
+def architecture(net: nn.Module) -> dict[str, Any]:
+    """``widths`` and ``shapes`` of a deployed network, as :class:`Record` stores them."""
+    return {"widths": layer_widths(net), "shapes": {k: list(v.shape) for k, v in net.state_dict().items()}}
 
 
 RecordKey = tuple[str, str, float, int, int, str]
@@ -93,8 +114,8 @@ class StepTimer(Callback):
         return statistics.median(self.times[skip:] or self.times)
 
 
-def sparsity_figures(plain: nn.Module, dense: nn.Module) -> tuple[float, float]:
-    """(compression, flops_ratio) of ``plain`` vs the dense architecture, counted the same way for
+def sparsity_figures(plain: nn.Module, dense: nn.Module) -> Measured:
+    """Compression and FLOPs ratio of ``plain`` vs the dense architecture, counted the same way for
     every method: non-zero weights of Linear/Conv layers, FLOPs with a non-zero weight operand."""
     total = sum(weight_of(layer).numel() for layer in weight_layers(dense).values())
     nonzero = sum(int((weight_of(layer) != 0).sum()) for layer in weight_layers(plain).values())
@@ -103,7 +124,7 @@ def sparsity_figures(plain: nn.Module, dense: nn.Module) -> tuple[float, float]:
     _, plain_flops = layer_flops(plain, example)
     densities = {n: float((weight_of(m) != 0).float().mean()) for n, m in weight_layers(plain).items()}
     kept = sum(f * densities.get(n, 1.0) for n, f in plain_flops.items())
-    return total / max(nonzero, 1), kept / sum(dense_flops.values())
+    return Measured(total / max(nonzero, 1), kept / sum(dense_flops.values()))
 
 
 def train_and_measure(
@@ -114,7 +135,7 @@ def train_and_measure(
     args: argparse.Namespace,
     epochs: int,
     factory: Callable[[ImageClassifier, int, int], list[Callback]],
-    measure: Callable[[ImageClassifier, nn.Module], tuple[float, float]],
+    measure: Callable[[ImageClassifier, nn.Module], Measured],
     logger: Logger | None = None,
 ) -> Record:
     """Train one configuration (Adam, lr 1e-3, batch 128) and measure it.
@@ -127,7 +148,7 @@ def train_and_measure(
         args: Data and accelerator options (``data_dir``, ``val_size``, ``train_subset``, ``accelerator``).
         epochs: Training epochs.
         factory: ``(model, epochs, steps) -> callbacks`` of the method.
-        measure: ``(trained model, dense reference) -> (compression, flops_ratio)``.
+        measure: ``(trained model, dense reference) -> Measured``.
         logger: To see what the callbacks log every 50 steps, as :mod:`benchmarks.trace` does.
     """
     L.seed_everything(seed, workers=True)
@@ -150,7 +171,7 @@ def train_and_measure(
     trainer.fit(model, data)
     val_accuracy = float(trainer.callback_metrics["val/acc"])
     accuracy = float(trainer.test(model, data, verbose=False)[0]["test/acc"])
-    compression, flops_ratio = measure(model, dense_reference)
+    measured = measure(model, dense_reference)
     return Record(
         model=model_name,
         method=method,
@@ -160,9 +181,10 @@ def train_and_measure(
         dense_accuracy=None,
         accuracy=accuracy,
         val_accuracy=val_accuracy,
-        compression=compression,
-        flops_ratio=flops_ratio,
+        compression=measured.compression,
+        flops_ratio=measured.flops_ratio,
         step_time_ratio=None,
         step_ms=timer.median_ms(),
         train_images=len(data.train_set),
+        **(architecture(measured.deployed) if measured.deployed is not None else {}),
     )

@@ -1,20 +1,30 @@
-"""Dense vs shrunk latency, MACs, parameters and bytes of the neuron-pruned example CNNs.
+"""Latency of deployed networks against their dense architecture: the structured grid's, or random closings.
 
-For each model, neuron masks are attached to the layers whose units can be removed exactly
-(same patterns as ``examples/configs/*_neuron.yaml``) and the ``--fraction`` of units with the
-smallest L1 norm is closed; :func:`lightning_auxprune.export.shrink` then removes them. Latency depends
-only on the resulting widths, not on how the masks were learned. Each setting (batch size x
-threads) reports the median of ``--repeats`` interleaved runs.
+By default every record of ``--records`` (the structured grid, :mod:`benchmarks.structured`) that
+stores its deployed architecture and matches ``--models``/``--methods``/``--seeds`` is rebuilt at
+those widths (:func:`lightning_auxprune.export.shrink.resize_to`; random values, since latency
+depends on the widths only). ``--closing F`` instead closes the fraction F of units with the
+smallest L1 norm in the layers of ``examples/configs/*_neuron.yaml`` and shrinks.
+
+Both networks are exported as one would deploy them: BatchNorm folded into the convolutions
+(:func:`lightning_auxprune.export.fold.fold_batchnorm`), and timed in the contiguous and the
+channels_last memory format; the speedup compares each side's faster format. Each setting
+(batch x threads) reports the median of ``--repeats`` interleaved runs. Goal: speedup >= 0.8 x MAC
+ratio at batch 64.
 
     python -m benchmarks.latency            # writes benchmarks/results/latency.json, docs/latency.md
-    python -m benchmarks.latency --quick    # one small setting, for smoke tests
+    python -m benchmarks.latency --closing 0.5 --out benchmarks/results/latency_closing.json \\
+        --markdown docs/latency_closing.md
+    python -m benchmarks.latency --quick --closing 0.5   # the VGG-like CNN, one setting
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -24,10 +34,12 @@ from torch import nn
 
 from benchmarks.commands import add_accelerator, command_line, device_of
 from benchmarks.compare import MODELS
+from benchmarks.harness import Record, load_records
 from benchmarks.timing import interleaved_medians, machine, state_bytes
 from examples.models import build_model
 from lightning_auxprune.export.bake import bake
-from lightning_auxprune.export.shrink import shrink
+from lightning_auxprune.export.fold import fold_batchnorm
+from lightning_auxprune.export.shrink import resize_to, shrink
 from lightning_auxprune.flops import count_flops
 from lightning_auxprune.layer_selection import select_layers
 from lightning_auxprune.options import MaskOptions
@@ -38,6 +50,19 @@ NEURON_LAYERS = {
     "resnet20": [r"net\.stages\.\d+\.conv1"],
     "mobilenetv2": [r"net\.blocks\.\d+\.depthwise"],
 }
+"""Layers closed by ``--closing`` (per-layer masks, no coupling)."""
+ONE = (1, 1, 28, 28)
+FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+@dataclass
+class Pair:
+    """A dense network and a deployed (narrower) one of the same architecture."""
+
+    label: str
+    arch: str
+    dense: nn.Module
+    deployed: nn.Module
 
 
 class Wrapped(nn.Module):
@@ -55,7 +80,7 @@ class Wrapped(nn.Module):
 def close_smallest_units(model: nn.Module, include: list[str], fraction: float) -> None:
     """Patch ``include`` layers with neuron masks and close the lowest-L1 ``fraction`` of units."""
     masks = patch_model(model, select_layers(model, include=include), MaskOptions(granularity="neuron"))
-    model.eval()(torch.zeros(1, 1, 28, 28))  # pairs BatchNorms with masked layers
+    model.eval()(torch.zeros(ONE))  # pairs BatchNorms with masked layers
     with torch.no_grad():
         for name, mask in masks.items():
             weight = cast(torch.Tensor, model.get_submodule(name).weight)
@@ -64,57 +89,89 @@ def close_smallest_units(model: nn.Module, include: list[str], fraction: float) 
             mask.aux[norms.argsort()[:count]] = -1.0
 
 
-def measure(
-    arch: str,
-    fraction: float,
-    batches: list[int],
-    threads: list[int],
-    repeats: int,
-    fuse_bn: bool = False,
-    device: torch.device | None = None,
-) -> dict[str, Any]:
-    """One model's record (``fuse_bn``: fold BatchNorm into convolutions on both sides first)."""
+def closing_pair(arch: str, fraction: float) -> Pair:
+    """The architecture with ``fraction`` of its lowest-L1 units closed and shrunk."""
     torch.manual_seed(0)
     model = Wrapped(arch)
     close_smallest_units(model, NEURON_LAYERS[arch], fraction)
-    example = torch.randn(2, 1, 28, 28)
-    result = shrink(model, example)
-    dense_model = bake(model).eval()
-    shrunk = result.model.eval()
-    if fuse_bn:
-        from torch.fx.experimental.optimization import fuse
+    shrunk = shrink(model, torch.randn(2, *ONE[1:])).model
+    return Pair(
+        f"{fraction:.0%} lowest-L1 units closed", arch, cast(nn.Module, bake(model).net), cast(nn.Module, shrunk.net)
+    )
 
-        dense_model, shrunk = fuse(dense_model), fuse(shrunk)
-    one = torch.zeros(1, 1, 28, 28)
+
+def rebuild(record: Record) -> nn.Module:
+    """A network of the record's architecture at its deployed widths (random weights, unit BatchNorm variance)."""
+    assert record.widths is not None and record.shapes is not None
+    torch.manual_seed(record.seed)
+    state = {
+        key: torch.ones(shape) if key.endswith("running_var") else torch.randn(shape) * 0.1
+        for key, shape in record.shapes.items()
+    }
+    for key in state:
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.zeros((), dtype=torch.long)
+    return resize_to(build_model(record.model), state, record.widths)
+
+
+def grid_pairs(records: list[Record]) -> list[Pair]:
+    """One pair per structured record with a stored architecture."""
+    return [
+        Pair(f"{r.method} @ {r.setting:g} (seed {r.seed})", r.model, build_model(r.model), rebuild(r))
+        for r in records
+        if r.widths is not None and r.shapes is not None
+    ]
+
+
+def deploy(net: nn.Module, device: torch.device) -> dict[str, nn.Module]:
+    """The network with BatchNorm folded, in each memory format."""
+    folded = fold_batchnorm(net.eval(), torch.randn(2, *ONE[1:])).model
+    return {name: folded_copy(folded, fmt).to(device) for name, fmt in FORMATS.items()}
+
+
+def folded_copy(net: nn.Module, fmt: torch.memory_format) -> nn.Module:
+    """A copy of ``net`` whose 4-d weights are in memory format ``fmt``."""
+    moved: nn.Module = copy.deepcopy(net).to(memory_format=fmt)  # type: ignore[call-overload]
+    return moved
+
+
+def measure(pair: Pair, batches: list[int], threads: list[int], repeats: int, device: torch.device) -> dict[str, Any]:
+    """One pair's record: MACs, parameters, bytes, and latency per batch, threads and memory format."""
+    dense, deployed = deploy(pair.dense, device), deploy(pair.deployed, device)
+    one = torch.zeros(ONE)
     record: dict[str, Any] = {
-        "fraction_closed": fraction,
-        "dense_macs": count_flops(dense_model, one) // 2,
-        "shrunk_macs": count_flops(shrunk, one) // 2,
-        "dense_params": sum(p.numel() for p in dense_model.parameters()),
-        "shrunk_params": sum(p.numel() for p in shrunk.parameters()),
-        "dense_bytes": state_bytes(dense_model),
-        "shrunk_bytes": state_bytes(shrunk),
+        "label": pair.label,
+        "arch": pair.arch,
+        "dense_macs": count_flops(dense["contiguous"], one.to(device)) // 2,
+        "shrunk_macs": count_flops(deployed["contiguous"], one.to(device)) // 2,
+        "dense_params": sum(p.numel() for p in dense["contiguous"].parameters()),
+        "shrunk_params": sum(p.numel() for p in deployed["contiguous"].parameters()),
+        "dense_bytes": state_bytes(dense["contiguous"]),
+        "shrunk_bytes": state_bytes(deployed["contiguous"]),
         "settings": [],
     }
-    mac_ratio = record["dense_macs"] / record["shrunk_macs"]
-    record["mac_ratio"] = mac_ratio
-    device = device or torch.device("cpu")
-    dense_model, shrunk = dense_model.to(device), shrunk.to(device)
+    record["mac_ratio"] = record["dense_macs"] / record["shrunk_macs"]
     for n_threads in threads:
         torch.set_num_threads(n_threads)
         for batch in batches:
-            x = torch.randn(batch, 1, 28, 28, device=device)
-            fns: list[Callable[[], Any]] = [partial(dense_model, x), partial(shrunk, x)]
-            dense_ms, shrunk_ms = interleaved_medians(fns, repeats, device=device)
-            speedup = dense_ms / shrunk_ms
+            x = torch.randn(batch, *ONE[1:], device=device)
+            inputs = {name: x.contiguous(memory_format=fmt) for name, fmt in FORMATS.items()}
+            fns: list[Callable[[], Any]] = [partial(dense[f], inputs[f]) for f in FORMATS]
+            fns += [partial(deployed[f], inputs[f]) for f in FORMATS]
+            times = interleaved_medians(fns, repeats, device=device)
+            dense_ms = dict(zip(FORMATS, times[: len(FORMATS)], strict=True))
+            shrunk_ms = dict(zip(FORMATS, times[len(FORMATS) :], strict=True))
+            speedup = min(dense_ms.values()) / min(shrunk_ms.values())
             record["settings"].append(
                 {
                     "batch": batch,
                     "threads": n_threads,
                     "dense_ms": dense_ms,
                     "shrunk_ms": shrunk_ms,
+                    "dense_format": min(dense_ms, key=dense_ms.__getitem__),
+                    "shrunk_format": min(shrunk_ms, key=shrunk_ms.__getitem__),
                     "speedup": speedup,
-                    "goal_met": speedup >= 0.8 * mac_ratio,
+                    "goal_met": speedup >= 0.8 * record["mac_ratio"],
                 }
             )
     return record
@@ -126,20 +183,24 @@ def markdown(results: dict[str, Any], command: str) -> str:
         "# Latency of shrunk models",
         "",
         f"Generated by `{command}` (see `benchmarks/latency.py`); torch {results['machine']['torch']}, "
-        f"{results['machine']['machine']}. Goal: speedup >= 0.8 x (dense MACs / shrunk MACs).",
+        f"{results['machine']['machine']}, {results['device']}, {results['repeats']} interleaved repeats. "
+        f"Networks: {results['source']}. Both sides have BatchNorm folded and run in their faster memory "
+        "format (c: contiguous, cl: channels_last). Goal: speedup >= 0.8 x (dense MACs / shrunk MACs) at batch 64.",
         "",
-        "| model | closed units | MACs dense → shrunk | params dense → shrunk | bytes dense → shrunk | batch | threads "
+        "| model | network | MACs dense → shrunk | params dense → shrunk | batch | threads "
         "| dense ms | shrunk ms | speedup | 0.8 x MAC ratio | goal |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for arch, rec in results["models"].items():
+    short = {"contiguous": "c", "channels_last": "cl"}
+    for rec in results["pairs"]:
         for s in rec["settings"]:
+            dense_ms, shrunk_ms = s["dense_ms"][s["dense_format"]], s["shrunk_ms"][s["shrunk_format"]]
+            goal = ("met" if s["goal_met"] else "missed") if s["batch"] >= 64 else "(batch 1: reported)"
             lines.append(
-                f"| {arch} | {rec['fraction_closed']:.0%} | {rec['dense_macs']:,} → {rec['shrunk_macs']:,} "
-                f"| {rec['dense_params']:,} → {rec['shrunk_params']:,} "
-                f"| {rec['dense_bytes']:,} → {rec['shrunk_bytes']:,} "
-                f"| {s['batch']} | {s['threads']} | {s['dense_ms']:.3f} | {s['shrunk_ms']:.3f} | {s['speedup']:.2f}x "
-                f"| {0.8 * rec['mac_ratio']:.2f}x | {'met' if s['goal_met'] else 'missed'} |"
+                f"| {rec['arch']} | {rec['label']} | {rec['dense_macs']:,} → {rec['shrunk_macs']:,} "
+                f"| {rec['dense_params']:,} → {rec['shrunk_params']:,} | {s['batch']} | {s['threads']} "
+                f"| {dense_ms:.3f} ({short[s['dense_format']]}) | {shrunk_ms:.3f} ({short[s['shrunk_format']]}) "
+                f"| {s['speedup']:.2f}x | {0.8 * rec['mac_ratio']:.2f}x | {goal} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -147,23 +208,52 @@ def markdown(results: dict[str, Any], command: str) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and write its JSON and markdown."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="one model, batch 1, 1 thread, few repeats")
-    parser.add_argument("--fraction", type=float, default=0.5)
-    parser.add_argument("--repeats", type=int, default=50)
-    parser.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into convs (both models)")
+    parser.add_argument("--records", default="benchmarks/results/structured_runs.jsonl")
+    parser.add_argument("--models", nargs="+", default=list(NEURON_LAYERS), choices=list(NEURON_LAYERS))
+    parser.add_argument("--methods", nargs="+", default=None, help="grid methods (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--closing", type=float, default=None, help="random closings of this fraction instead")
+    parser.add_argument("--quick", action="store_true", help="VGG-like only, batch 1, 1 thread, 3 repeats")
+    parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--out", default="benchmarks/results/latency.json")
     parser.add_argument("--markdown", default="docs/latency.md")
     add_accelerator(parser)
     args = parser.parse_args(argv)
     device = device_of(args.accelerator)
-    archs = ["vgg"] if args.quick else list(NEURON_LAYERS)
+    if args.quick:
+        args.models = ["vgg"]
     batches, threads = ([1], [1]) if args.quick else ([1, 64], [1, 2])
     repeats = 3 if args.quick else args.repeats
+    if args.closing is not None:
+        pairs = [closing_pair(arch, args.closing) for arch in args.models]
+        source = f"the example CNNs with {args.closing:.0%} of the units of their neuron layers closed by L1 norm"
+    else:
+        records = [
+            r
+            for r in load_records(Path(args.records)).values()
+            if r.variant == "structured"
+            and r.method != "dense"
+            and r.model in args.models
+            and r.seed in args.seeds
+            and (args.methods is None or r.method in args.methods)
+        ]
+        pairs = grid_pairs(sorted(records, key=lambda r: (r.model, r.method, -r.setting)))
+        if not pairs:
+            raise SystemExit(
+                f"No record of {args.records} stores its deployed architecture; run benchmarks.structured."
+            )
+        source = f"the deployed networks of the structured grid ({args.records})"
     initial_threads = torch.get_num_threads()
-    results: dict[str, Any] = {"machine": machine(), "repeats": repeats, "fuse_bn": args.fuse_bn, "models": {}}
-    for arch in archs:
-        results["models"][arch] = measure(arch, args.fraction, batches, threads, repeats, args.fuse_bn, device)
-        print(json.dumps({arch: results["models"][arch]["settings"]}, indent=1))
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "device": str(device),
+        "repeats": repeats,
+        "source": source,
+        "pairs": [],
+    }
+    for pair in pairs:
+        results["pairs"].append(measure(pair, batches, threads, repeats, device))
+        print(pair.arch, pair.label, [round(s["speedup"], 2) for s in results["pairs"][-1]["settings"]], flush=True)
     torch.set_num_threads(initial_threads)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))

@@ -43,7 +43,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from benchmarks.commands import add_accelerator, add_training_data, apply_quick, command_line
-from benchmarks.harness import Record, append_record, load_records, train_and_measure
+from benchmarks.harness import Measured, Record, append_record, load_records, train_and_measure
 from benchmarks.peers import TP_IMPORTANCES, TorchPruningFlops, cubic_sparsity
 from examples.classifier import ImageClassifier
 from lightning_auxprune import AuxMaskPruning, shrink
@@ -130,15 +130,15 @@ def _factory(method: Method, budget: float) -> Callable[[ImageClassifier, int, i
     return lambda model, epochs, _steps: method.callbacks(model, budget, epochs)
 
 
-def measure(model: ImageClassifier, dense: nn.Module) -> tuple[float, float]:
-    """(parameter compression, FLOPs ratio) of the deployed network against the dense one."""
+def measure(model: ImageClassifier, dense: nn.Module) -> Measured:
+    """Parameter compression and FLOPs ratio of the deployed network against the dense one, and that network."""
     example = torch.zeros(EXAMPLE_SHAPE, device=model.device)
     net: nn.Module = model.net
     if any(isinstance(c, AuxMaskPruning) for c in getattr(model.trainer, "callbacks", [])):
         net = cast(nn.Module, shrink(model, example, on_unsafe="skip").model.net)
     dense = dense.to(model.device)
     params = sum(p.numel() for p in dense.parameters()) / sum(p.numel() for p in net.parameters())
-    return params, count_flops(net, example) / count_flops(dense, example)
+    return Measured(params, count_flops(net, example) / count_flops(dense, example), net)
 
 
 def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,7 @@ Examples:
 
 from lightning_auxprune.callback import AuxMaskPruning
 from lightning_auxprune.export.bake import bake, bake_state_dict
+from lightning_auxprune.export.fold import FoldResult, fold_batchnorm
 from lightning_auxprune.export.heads import PrunedMultiheadAttention
 from lightning_auxprune.export.shrink import ShrinkResult, UnsafeShrinkError, load_shrunk, save_shrunk, shrink
 from lightning_auxprune.export.sparse_file import load_sparse, save_sparse
@@ -25,6 +26,7 @@ __all__ = [
     "AuxMask",
     "AuxMaskPruning",
     "AuxPruner",
+    "FoldResult",
     "MaskOptions",
     "PrunedMultiheadAttention",
     "ShrinkResult",
@@ -35,6 +37,7 @@ __all__ = [
     "bake_state_dict",
     "count_flops",
     "find_masks",
+    "fold_batchnorm",
     "layer_stats",
     "load_shrunk",
     "load_sparse",

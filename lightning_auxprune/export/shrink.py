@@ -314,7 +314,18 @@ def load_shrunk(model: nn.Module, path: str) -> nn.Module:
             or tensor ranks differ).
     """
     saved = torch.load(path, weights_only=True)
-    state, widths = saved["state_dict"], saved["widths"]
+    return resize_to(model, saved["state_dict"], saved["widths"])
+
+
+def resize_to(model: nn.Module, state: dict[str, torch.Tensor], widths: dict[str, dict[str, int]]) -> nn.Module:
+    """Resize a fresh instance of the original architecture to ``widths`` and load ``state`` into it.
+
+    What [`load_shrunk`][lightning_auxprune.export.shrink.load_shrunk] does with a saved file, for
+    a ``state_dict`` and [`layer_widths`][lightning_auxprune.export.shrink.layer_widths] at hand.
+
+    Raises:
+        ValueError: If they do not belong to this architecture (names, layer types or tensor ranks differ).
+    """
     for name, attrs in widths.items():
         if "pruned_heads" in attrs:
             _replace_attention(model, name, attrs["pruned_heads"])
@@ -332,16 +343,17 @@ def load_shrunk(model: nn.Module, path: str) -> nn.Module:
         module = modules.get(name)
         if module is None or any(not hasattr(module, a) for a in attrs):
             raise ValueError(f"Layer {name!r} of the checkpoint has no counterpart of the same type in the model.")
-        for attr, value in attrs.items():
-            setattr(module, attr, value)
+        for attr, width in attrs.items():
+            setattr(module, attr, width)
     for key, value in state.items():
         owner_name, _, tensor_name = key.rpartition(".")
         owner = modules[owner_name]
         old = expected[key]
         if old.dim() != value.dim():
             raise ValueError(f"{key}: rank {value.dim()} in the checkpoint, {old.dim()} in the model.")
-        if tensor_name in owner._parameters:
-            owner._parameters[tensor_name] = nn.Parameter(value.clone(), requires_grad=old.requires_grad)
+        parameter = owner._parameters.get(tensor_name)
+        if parameter is not None:  # the model's flag: state_dict tensors never require grad
+            owner._parameters[tensor_name] = nn.Parameter(value.clone(), requires_grad=parameter.requires_grad)
         else:
             owner._buffers[tensor_name] = value.clone()
     return model

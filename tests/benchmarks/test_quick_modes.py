@@ -3,17 +3,51 @@ import json
 import pytest
 
 from benchmarks import latency, sparse_linear
+from benchmarks.harness import Record, append_record, architecture, load_records
+from lightning_auxprune.export.shrink import layer_widths
 
 
-def test_latency_quick(tmp_path):
+def test_latency_quick_closing(tmp_path):
     out, md = tmp_path / "latency.json", tmp_path / "latency.md"
-    results = latency.main(["--quick", "--out", str(out), "--markdown", str(md)])
-    record = json.loads(out.read_text())["models"]["vgg"]
-    assert record == results["models"]["vgg"]
-    assert record["shrunk_macs"] < record["dense_macs"] and record["shrunk_bytes"] < record["dense_bytes"]
-    for key in ("dense_ms", "shrunk_ms", "speedup"):
-        assert record["settings"][0][key] > 0
-    assert "| vgg |" in md.read_text()
+    results = latency.main(["--quick", "--closing", "0.5", "--out", str(out), "--markdown", str(md)])
+    [pair] = json.loads(out.read_text())["pairs"]
+    assert pair == results["pairs"][0] and pair["arch"] == "vgg"
+    assert pair["shrunk_macs"] < pair["dense_macs"] and pair["shrunk_bytes"] < pair["dense_bytes"]
+    [setting] = pair["settings"]
+    assert set(setting["dense_ms"]) == set(setting["shrunk_ms"]) == {"contiguous", "channels_last"}
+    assert setting["speedup"] > 0
+    assert "| vgg | 50% lowest-L1 units closed |" in md.read_text()
+
+
+def test_latency_of_grid_records_rebuilds_their_deployed_networks(tmp_path):
+    deployed = latency.closing_pair("vgg", 0.5).deployed
+    fields = {"epochs": 1, "dense_accuracy": None, "accuracy": 0.9, "val_accuracy": 0.9, "compression": 4.0}
+    fields |= {
+        "flops_ratio": 0.25,
+        "step_time_ratio": None,
+        "step_ms": 1.0,
+        "train_images": 10,
+        "variant": "structured",
+    }
+    records = tmp_path / "runs.jsonl"
+    append_record(records, Record("vgg", "tp_l1", 0.25, 0, **fields, **architecture(deployed)))
+    append_record(records, Record("vgg", "tp_l2", 0.25, 0, **fields))  # an older record without its network
+    rebuilt = latency.rebuild(load_records(records)[("vgg", "tp_l1", 0.25, 0, 1, "structured")])
+    assert layer_widths(rebuilt) == layer_widths(deployed)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+        k: v.shape for k, v in deployed.state_dict().items()
+    }
+    out, md = tmp_path / "latency.json", tmp_path / "latency.md"
+    results = latency.main(["--quick", "--records", str(records), "--out", str(out), "--markdown", str(md)])
+    [pair] = results["pairs"]
+    assert pair["label"] == "tp_l1 @ 0.25 (seed 0)"
+    assert pair["dense_params"] > 3 * pair["shrunk_params"]  # both folded: no BatchNorm parameters left
+    assert "| vgg | tp_l1 @ 0.25 (seed 0) |" in md.read_text()
+
+
+def test_latency_without_stored_networks_says_what_to_run(tmp_path):
+    with pytest.raises(SystemExit, match=r"run benchmarks\.structured"):
+        latency.main(["--quick", "--records", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "l.json")])
 
 
 def test_sparse_linear_quick(tmp_path):

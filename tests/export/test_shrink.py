@@ -77,6 +77,8 @@ def test_shrunk_model_computes_the_same_function(arch, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(again(x), shrunk(x), rtol=0, atol=0)
         torch.testing.assert_close(fresh(x), shrunk(x), rtol=0, atol=0)
+    # a loaded model fine-tunes: its parameters require grad as the architecture's do
+    assert all(p.requires_grad for p in fresh.parameters())
 
 
 def test_residual_coupling_is_refused_or_skipped():
