@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-from benchmarks.commands import apply_quick, command_line
+from benchmarks.commands import apply_quick
 from benchmarks.harness import Record
-from benchmarks.variants import common_arguments, run_variants, variant_means
+from benchmarks.variants import common_arguments, run_and_write, variant_means
 
 STES = ["identity", "relu", "leaky_relu", "softplus"]
 RULES = ["sign", "chain"]
@@ -58,10 +56,9 @@ def main(argv: list[str] | None = None) -> list[Record]:
     if args.quick:
         combos = combos[:2]
     variants = {f"{s}/{r}/{w}": {"ste": s, "rule": r, "weight_grad": w} for s, r, w in combos}
-    records, dense = run_variants("lenet300100", "autoprune", args.strength, variants, args, Path(args.out))
-    command = command_line("benchmarks.ablation", argv)
-    Path(args.markdown).write_text(markdown([asdict(r) for r in records], dense, command))
-    return records
+    return run_and_write(
+        "benchmarks.ablation", "lenet300100", "autoprune", args.strength, variants, args, argv, markdown
+    )
 
 
 if __name__ == "__main__":

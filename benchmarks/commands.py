@@ -12,8 +12,22 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
+
+
+def add_outputs(parser: argparse.ArgumentParser, out: str, markdown: str | None = None) -> None:
+    """``--out`` (the results file) and, when the script writes one, ``--markdown`` (its generated docs page)."""
+    parser.add_argument("--out", default=out, help="results file")
+    if markdown is not None:
+        parser.add_argument("--markdown", default=markdown, help="generated docs page")
+
+
+def write_output(path: str | Path, text: str) -> None:
+    """Write a generated file (results or docs page), creating its folder."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text)
 
 
 def add_accelerator(parser: argparse.ArgumentParser) -> None:

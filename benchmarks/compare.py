@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 from torch import nn
 
-from benchmarks.commands import add_accelerator, add_training_data, apply_quick
+from benchmarks.commands import add_accelerator, add_outputs, add_training_data, apply_quick
 from benchmarks.harness import Measured, Record, append_record, load_records, sparsity_figures, train_and_measure
 from benchmarks.peers import GradualMagnitudePruning, TorchPruningChannels, lightning_model_pruning
 from benchmarks.recipes import ADAM_ON_M, TARGET_RECIPES
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> list[Record]:
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     add_training_data(parser)
-    parser.add_argument("--out", default="benchmarks/results/runs.jsonl")
+    add_outputs(parser, "benchmarks/results/runs.jsonl")
     parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images, one setting per method")
     add_accelerator(parser)
     args = parser.parse_args(argv)

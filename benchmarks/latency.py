@@ -32,7 +32,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from benchmarks.commands import add_accelerator, command_line, device_of
+from benchmarks.commands import add_accelerator, add_outputs, command_line, device_of, write_output
 from benchmarks.compare import MODELS
 from benchmarks.harness import Record, load_records
 from benchmarks.timing import interleaved_medians, machine, state_bytes
@@ -215,8 +215,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--closing", type=float, default=None, help="random closings of this fraction instead")
     parser.add_argument("--quick", action="store_true", help="VGG-like only, batch 1, 1 thread, 3 repeats")
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--out", default="benchmarks/results/latency.json")
-    parser.add_argument("--markdown", default="docs/latency.md")
+    add_outputs(parser, "benchmarks/results/latency.json", "docs/latency.md")
     add_accelerator(parser)
     args = parser.parse_args(argv)
     device = device_of(args.accelerator)
@@ -255,11 +254,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results["pairs"].append(measure(pair, batches, threads, repeats, device))
         print(pair.arch, pair.label, [round(s["speedup"], 2) for s in results["pairs"][-1]["settings"]], flush=True)
     torch.set_num_threads(initial_threads)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
+    write_output(args.out, json.dumps(results, indent=2))
     command = command_line("benchmarks.latency", argv)
-    Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.markdown).write_text(markdown(results, command))
+    write_output(args.markdown, markdown(results, command))
     print(markdown(results, command))
     return results
 

@@ -32,7 +32,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmarks.commands import add_accelerator, command_line, device_of
+from benchmarks.commands import add_accelerator, add_outputs, command_line, device_of, write_output
 from benchmarks.harness import StepTimer
 from benchmarks.peers import GradualMagnitudePruning, lightning_model_pruning
 from benchmarks.timing import machine, synchronize
@@ -255,8 +255,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--steps", type=int, default=80, help="optimizer steps per run (two epochs)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="a smoke run: 8 steps, 1 round, batch 16")
-    parser.add_argument("--out", default="benchmarks/results/overhead.json")
-    parser.add_argument("--markdown", default="docs/overhead.md")
+    add_outputs(parser, "benchmarks/results/overhead.json", "docs/overhead.md")
     parser.add_argument("--plot", default="docs/img/overhead.png")
     args = parser.parse_args(argv)
     if args.quick:
@@ -307,7 +306,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     page = markdown(merged, command_line("benchmarks.overhead", argv))
     for name, table in saved["breakdown"].items():
         page += "\n" + breakdown_markdown(table, name)
-    Path(args.markdown).write_text(page)
+    write_output(args.markdown, page)
     plot(merged, Path(args.plot))
     print(page)
     return rows

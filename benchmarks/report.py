@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.commands import command_line
+from benchmarks.commands import command_line, write_output
 from benchmarks.compare import REGISTRY
 
 
@@ -185,10 +185,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     table = aggregate(load(Path(args.runs)))
     summary = summarize(table)
-    Path(args.summary).write_text(json.dumps(summary, indent=2))
+    write_output(args.summary, json.dumps(summary, indent=2))
     plot(table, Path(args.images))
     command = command_line("benchmarks.report", argv)
-    Path(args.markdown).write_text("# Benchmark results (generated)\n\n" + markdown(table, summary, command))
+    write_output(args.markdown, "# Benchmark results (generated)\n\n" + markdown(table, summary, command))
     print(json.dumps(summary, indent=2))
     return summary
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from benchmarks.commands import add_accelerator, command_line, device_of
+from benchmarks.commands import add_accelerator, add_outputs, command_line, device_of, write_output
 from benchmarks.timing import interleaved_medians, machine
 from lightning_auxprune.export.sparse_linear import SparseLinear
 
@@ -48,8 +47,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--out", default="benchmarks/results/sparse_linear.json")
-    parser.add_argument("--markdown", default="docs/sparse_linear.md")
+    add_outputs(parser, "benchmarks/results/sparse_linear.json", "docs/sparse_linear.md")
     add_accelerator(parser)
     args = parser.parse_args(argv)
     device = device_of(args.accelerator)
@@ -69,8 +67,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     rows.append(row)
     torch.set_num_threads(initial)
     results: dict[str, Any] = {"machine": machine(), "repeats": repeats, "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
+    write_output(args.out, json.dumps(results, indent=2))
     command = command_line("benchmarks.sparse_linear", argv)
     lines = [
         f"# CSR vs dense Linear on {args.accelerator.upper()}",
@@ -91,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 ]
                 lines.append(f"| {layer} | {n_threads} | {batch} | " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n"
-    Path(args.markdown).write_text(table)
+    write_output(args.markdown, table)
     print(table)
     return results
 

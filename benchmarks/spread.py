@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.commands import add_accelerator, add_training_data, apply_quick, command_line
+from benchmarks.commands import add_accelerator, add_outputs, add_training_data, apply_quick, command_line, write_output
 from benchmarks.compare import GRID, METHODS, run
 
 DEFAULT_METHODS = ["gmp", "autoprune_target_sgd_floor"]
@@ -35,8 +35,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     add_training_data(parser)
-    parser.add_argument("--out", default="benchmarks/results/spread.jsonl")
-    parser.add_argument("--markdown", default="docs/spread.md")
+    add_outputs(parser, "benchmarks/results/spread.jsonl", "docs/spread.md")
     parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images")
     add_accelerator(parser)
     args = parser.parse_args(argv)
@@ -80,7 +79,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         spread = max(accuracies) - min(accuracies)
         ratio = max(compressions) / min(compressions)
         lines.append(f"| {model} | {method} | {setting:g} | {seed} | {cells} | {spread * 100:.2f} pt | {ratio:.2f} |")
-    Path(args.markdown).write_text("\n".join(lines) + "\n")
+    write_output(args.markdown, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return rows
 

@@ -42,7 +42,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from benchmarks.commands import add_accelerator, add_training_data, apply_quick, command_line
+from benchmarks.commands import add_accelerator, add_outputs, add_training_data, apply_quick, command_line, write_output
 from benchmarks.harness import Measured, Record, append_record, load_records, train_and_measure
 from benchmarks.peers import TP_IMPORTANCES, TorchPruningFlops, cubic_sparsity
 from examples.classifier import ImageClassifier
@@ -242,9 +242,8 @@ def main(argv: list[str] | None = None) -> list[Record]:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--budgets", nargs="+", type=float, default=BUDGETS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--out", default="benchmarks/results/structured_runs.jsonl")
+    add_outputs(parser, "benchmarks/results/structured_runs.jsonl", "docs/structured.md")
     parser.add_argument("--summary", default="benchmarks/results/structured_summary.json")
-    parser.add_argument("--markdown", default="docs/structured.md")
     parser.add_argument("--plots", default="docs/img")
     parser.add_argument("--report", action="store_true", help="only summarise the runs already in --out")
     parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images, one budget")
@@ -275,11 +274,10 @@ def main(argv: list[str] | None = None) -> list[Record]:
                     append_record(out, record)
                     records.append(record)
     summary = aggregate([asdict(r) for r in load_records(out).values() if r.variant == "structured"])
-    Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.summary).write_text(json.dumps(summary, indent=2))
-    Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.markdown).write_text(
-        "# Structured pruning at equal FLOPs\n\n" + markdown(summary, command_line("benchmarks.structured", argv))
+    write_output(args.summary, json.dumps(summary, indent=2))
+    write_output(
+        args.markdown,
+        "# Structured pruning at equal FLOPs\n\n" + markdown(summary, command_line("benchmarks.structured", argv)),
     )
     Path(args.plots).mkdir(parents=True, exist_ok=True)
     plot(summary, Path(args.plots))

@@ -12,16 +12,14 @@ switch changed. Appends records to ``benchmarks/results/switches.jsonl`` and wri
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmarks.commands import apply_quick, command_line
+from benchmarks.commands import apply_quick
 from benchmarks.harness import Record
 from benchmarks.recipes import SGD_FOR_M
-from benchmarks.variants import common_arguments, run_variants, variant_means
+from benchmarks.variants import common_arguments, run_and_write, variant_means
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "recipe (Adam on M, constant init, PI controller)": {},
@@ -66,10 +64,9 @@ def main(argv: list[str] | None = None) -> list[Record]:
     if args.quick:
         apply_quick(args)
         variants = dict(list(VARIANTS.items())[:2])
-    records, dense = run_variants("lenet300100", "autoprune_target", args.target, variants, args, Path(args.out))
-    command = command_line("benchmarks.switches", argv)
-    Path(args.markdown).write_text(markdown([asdict(r) for r in records], dense, command))
-    return records
+    return run_and_write(
+        "benchmarks.switches", "lenet300100", "autoprune_target", args.target, variants, args, argv, markdown
+    )
 
 
 if __name__ == "__main__":

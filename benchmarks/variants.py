@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
 
-from benchmarks.commands import add_accelerator, add_training_data
+from benchmarks.commands import add_accelerator, add_outputs, add_training_data, command_line, write_output
 from benchmarks.compare import budget, run
 from benchmarks.harness import Record, append_record, load_records
 
@@ -52,13 +54,28 @@ def run_variants(
     return records, dense
 
 
+def run_and_write(
+    script: str,
+    model: str,
+    method: str,
+    setting: float,
+    variants: dict[str, dict[str, Any]],
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    page: Callable[[list[dict[str, Any]], dict[int, float], str], str],
+) -> list[Record]:
+    """:func:`run_variants`, then write ``page(records, dense accuracies, command)`` to ``args.markdown``."""
+    records, dense = run_variants(model, method, setting, variants, args, Path(args.out))
+    write_output(args.markdown, page([asdict(r) for r in records], dense, command_line(script, argv)))
+    return records
+
+
 def common_arguments(description: str | None, out: str, markdown: str, seeds: list[int]) -> argparse.ArgumentParser:
     """The command-line arguments every variant script takes."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", nargs="+", type=int, default=seeds)
     add_training_data(parser)
-    parser.add_argument("--out", default=out)
-    parser.add_argument("--markdown", default=markdown)
+    add_outputs(parser, out, markdown)
     parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images, two variants")
     add_accelerator(parser)
     return parser
