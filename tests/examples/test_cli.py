@@ -61,6 +61,10 @@ def test_neuron_configs_train_and_shrink_exactly(tmp_path, fake_data_dir):
         x = torch.randn(4, 1, 28, 28)
         with torch.no_grad():
             torch.testing.assert_close(shrunk(x), model.eval()(x), rtol=1e-4, atol=1e-4)
+        deployed = torch.load(cli.deployed_path, weights_only=False)  # the shrunk net, BatchNorm folded
+        assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in deployed.modules()), arch
+        with torch.no_grad():
+            torch.testing.assert_close(deployed(x), shrunk(x), rtol=1e-4, atol=1e-4)
         ratio = count_flops(shrunk, x) / count_flops(model, x)
         assert ratio < 1.0, arch
         logged = float(cli.trainer.callback_metrics["auxprune/flops_ratio"])
