@@ -40,6 +40,7 @@ from typing import Any, cast
 
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import Logger
 from torch import nn
 
 from benchmarks.commands import add_accelerator, add_outputs, add_training_data, apply_quick, command_line, write_output
@@ -119,6 +120,17 @@ METHODS: dict[str, Method] = {
         for name in TP_IMPORTANCES
     },
 }
+
+
+def run(
+    model_name: str, method: str, budget: float, seed: int, args: argparse.Namespace, logger: Logger | None = None
+) -> Record:
+    """One run of ``method`` (or ``"dense"``) within ``budget``, for the model's epochs (``args.epochs`` overrides)."""
+    epochs = args.epochs or MODELS[model_name]
+    factory = _no_callbacks if method == "dense" else _factory(METHODS[method], budget)
+    record = train_and_measure(model_name, method, budget, seed, args, epochs, factory, measure, logger)
+    record.variant = "structured"
+    return record
 
 
 def _no_callbacks(model: ImageClassifier, epochs: int, steps: int) -> list[Callback]:
@@ -268,9 +280,7 @@ def main(argv: list[str] | None = None) -> list[Record]:
                     if key in done:
                         records.append(done[key])
                         continue
-                    factory = _no_callbacks if method == "dense" else _factory(METHODS[method], budget)
-                    record = train_and_measure(model_name, method, budget, seed, args, epochs, factory, measure)
-                    record.variant = "structured"
+                    record = run(model_name, method, budget, seed, args)
                     append_record(out, record)
                     records.append(record)
     summary = aggregate([asdict(r) for r in load_records(out).values() if r.variant == "structured"])

@@ -6,6 +6,7 @@ ramp, and the masks closed and reopened since the previous log. Use it to see wh
 its target. The CSV stays in ``--out``.
 
     OMP_NUM_THREADS=1 python -m benchmarks.trace --model lenet300100 --method autoprune_target_sgd --setting 0.95
+    python -m benchmarks.trace --structured --model vgg --method autoprune --setting 0.35 --train-subset 10000
     python -m benchmarks.trace --quick --data-dir <dir>
 
 A run repeats exactly at the same number of CPU threads (which sets the order of floating-point
@@ -21,14 +22,16 @@ from pathlib import Path
 
 from lightning.pytorch.loggers import CSVLogger
 
+from benchmarks import compare, structured
 from benchmarks.commands import add_accelerator, add_training_data, apply_quick, command_line
-from benchmarks.compare import GRID, METHODS, run
+from benchmarks.compare import GRID, METHODS
 from benchmarks.harness import Record
 
 COLUMNS = {
     "step": "step",
     "auxprune/lambda": "lambda",
     "auxprune/sparsity": "pruned",
+    "auxprune/flops_ratio": "flops",
     "auxprune/target": "target",
     "auxprune/pruned": "closed",
     "auxprune/recovered": "reopened",
@@ -62,11 +65,11 @@ def read_trace(metrics_csv: Path, every: int) -> list[dict[str, float]]:
 
 def format_trace(rows: list[dict[str, float]]) -> str:
     """A fixed-width table of :func:`read_trace` rows."""
-    lines = [f"{'step':>6} {'lambda':>10} {'pruned':>8} {'target':>8} {'closed':>9} {'reopened':>9}"]
+    lines = [f"{'step':>6} {'lambda':>10} {'pruned':>8} {'FLOPs':>8} {'target':>8} {'closed':>9} {'reopened':>9}"]
     for row in rows:
         lines.append(
-            f"{row['step']:>6.0f} {row['lambda']:>10.3g} {row['pruned']:>8.4f} {row.get('target', float('nan')):>8.4f} "
-            f"{row.get('closed', 0.0):>9.0f} {row.get('reopened', 0.0):>9.0f}"
+            f"{row['step']:>6.0f} {row['lambda']:>10.3g} {row['pruned']:>8.4f} {row.get('flops', float('nan')):>8.4f} "
+            f"{row.get('target', float('nan')):>8.4f} {row.get('closed', 0.0):>9.0f} {row.get('reopened', 0.0):>9.0f}"
         )
     return "\n".join(lines)
 
@@ -74,8 +77,10 @@ def format_trace(rows: list[dict[str, float]]) -> str:
 def main(argv: list[str] | None = None) -> tuple[Record, list[dict[str, float]]]:
     """Train one run with a CSV logger, print its trace."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="lenet300100", choices=list(GRID))
-    parser.add_argument("--method", default="autoprune_target", choices=[m for m in METHODS if m != "dense"])
+    parser.add_argument("--structured", action="store_true", help="a method of benchmarks.structured (a FLOPs budget)")
+    parser.add_argument("--model", default="lenet300100", choices=sorted({*GRID, *structured.MODELS}))
+    methods = {*(m for m in METHODS if m != "dense"), *structured.METHODS}
+    parser.add_argument("--method", default="autoprune_target", choices=sorted(methods))
     parser.add_argument("--setting", type=float, default=0.99)
     parser.add_argument("--seed", type=int, default=0)
     add_training_data(parser)
@@ -89,7 +94,12 @@ def main(argv: list[str] | None = None) -> tuple[Record, list[dict[str, float]]]
     if args.quick:
         apply_quick(args)
     logger = CSVLogger(args.out, name=f"{args.model}_{args.method}_{args.setting:g}_seed{args.seed}")
-    record = run(args.model, args.method, args.setting, args.seed, args, logger=logger)
+    grid = structured if args.structured else compare
+    if args.model not in (structured.MODELS if args.structured else GRID) or args.method not in (
+        structured.METHODS if args.structured else METHODS
+    ):
+        parser.error(f"--model {args.model} --method {args.method} is not in benchmarks.{grid.__name__.split('.')[-1]}")
+    record = grid.run(args.model, args.method, args.setting, args.seed, args, logger=logger)
     rows = read_trace(Path(logger.log_dir) / "metrics.csv", args.every)
     if not rows:
         raise SystemExit(f"{args.method} logged no lambda: only AutoPrune methods have a trace.")

@@ -97,6 +97,23 @@ def test_trace_quick(tmp_path, fake_data_dir, capsys):
     assert "lambda" in out and "compression" in out
 
 
+def test_trace_of_a_structured_run_shows_the_kept_flops(tmp_path, fake_data_dir):
+    from benchmarks import trace
+
+    argv = ["--quick", "--structured", "--model", "vgg", "--method", "autoprune", "--setting", "0.5"]
+    record, rows = trace.main([*argv, "--data-dir", str(fake_data_dir), "--out", str(tmp_path), "--every", "1"])
+    assert record.variant == "structured" and record.widths is not None
+    assert all(0.0 < row["flops"] <= 1.0 for row in rows)
+    assert 0.0 < rows[-1]["target"] <= 0.5  # removed FLOPs wanted, ramping to 1 - budget
+
+
+def test_trace_refuses_a_method_of_the_other_grid(tmp_path, fake_data_dir):
+    from benchmarks import trace
+
+    with pytest.raises(SystemExit):
+        trace.main(["--quick", "--structured", "--model", "lenet5", "--method", "autoprune", "--out", str(tmp_path)])
+
+
 def test_trace_refuses_methods_without_a_lambda(tmp_path, fake_data_dir):
     from benchmarks import trace
 
