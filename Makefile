@@ -65,6 +65,7 @@ bench: data
 	$(PY) -m benchmarks.switches --seeds 0 1 2
 	$(PY) -m benchmarks.overhead
 	$(PY) -m benchmarks.spread --model lenet5 --setting 0.99
+	$(PY) -m benchmarks.spread --structured --model vgg --methods autoprune tp_group_norm_oneshot --setting 0.35 --train-subset 10000
 	$(PY) -m examples.logging_gallery --data-dir $(DATA) --out docs/img/logging
 	$(PY) -m benchmarks.report
 	$(PY) -m benchmarks.latency

@@ -104,6 +104,11 @@ METHODS: dict[str, Method] = {
         _autoprune(target_tolerance=0.0),
     ),
     "autoprune_uncoupled": Method("as autoprune, one mask per layer", _autoprune(coupled=False)),
+    "autoprune_integral": Method(
+        "as autoprune, integral-only controller (target_p_gain=0): lambda does not jump when the masks lag",
+        _autoprune(target_p_gain=0.0),
+    ),
+    "autoprune_slow": Method("as autoprune, masks stepped at aux_lr=0.02 instead of 0.05", _autoprune(aux_lr=0.02)),
     "autoprune_costblind": Method("as autoprune, every unit pushed alike", _autoprune(cost_aware=False)),
     "autoprune_adam": Method(
         "as autoprune, M stepped by the user's Adam (the recipe's default)",

@@ -22,9 +22,8 @@ from pathlib import Path
 
 from lightning.pytorch.loggers import CSVLogger
 
-from benchmarks import compare, structured
 from benchmarks.commands import add_accelerator, add_training_data, apply_quick, command_line
-from benchmarks.compare import GRID, METHODS
+from benchmarks.grids import add_grid, chosen_grid
 from benchmarks.harness import Record
 
 COLUMNS = {
@@ -77,10 +76,7 @@ def format_trace(rows: list[dict[str, float]]) -> str:
 def main(argv: list[str] | None = None) -> tuple[Record, list[dict[str, float]]]:
     """Train one run with a CSV logger, print its trace."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--structured", action="store_true", help="a method of benchmarks.structured (a FLOPs budget)")
-    parser.add_argument("--model", default="lenet300100", choices=sorted({*GRID, *structured.MODELS}))
-    methods = {*(m for m in METHODS if m != "dense"), *structured.METHODS}
-    parser.add_argument("--method", default="autoprune_target", choices=sorted(methods))
+    add_grid(parser, "lenet300100", ["autoprune_target"])
     parser.add_argument("--setting", type=float, default=0.99)
     parser.add_argument("--seed", type=int, default=0)
     add_training_data(parser)
@@ -94,11 +90,7 @@ def main(argv: list[str] | None = None) -> tuple[Record, list[dict[str, float]]]
     if args.quick:
         apply_quick(args)
     logger = CSVLogger(args.out, name=f"{args.model}_{args.method}_{args.setting:g}_seed{args.seed}")
-    grid = structured if args.structured else compare
-    if args.model not in (structured.MODELS if args.structured else GRID) or args.method not in (
-        structured.METHODS if args.structured else METHODS
-    ):
-        parser.error(f"--model {args.model} --method {args.method} is not in benchmarks.{grid.__name__.split('.')[-1]}")
+    grid = chosen_grid(parser, args)
     record = grid.run(args.model, args.method, args.setting, args.seed, args, logger=logger)
     rows = read_trace(Path(logger.log_dir) / "metrics.csv", args.every)
     if not rows:

@@ -137,8 +137,8 @@ def test_spread_quick_resumes(tmp_path, fake_data_dir):
         "--data-dir",
         str(fake_data_dir),
     ]
-    argv += ["--out", str(out), "--markdown", str(md)]
+    argv += ["--out", str(out), "--markdown", str(md), "--threads", "1", "2"]
     rows = spread.main(argv)
     assert [r["threads"] for r in rows] == [1, 2]
     assert len(spread.main(argv)) == 2  # resumed: nothing run twice
-    assert "| lenet300100 | gmp | 0.9 | 0 |" in md.read_text()
+    assert "| compare | lenet300100 | gmp | 0.9 | 0 |" in md.read_text()
