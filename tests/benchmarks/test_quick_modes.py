@@ -142,3 +142,19 @@ def test_spread_quick_resumes(tmp_path, fake_data_dir):
     assert [r["threads"] for r in rows] == [1, 2]
     assert len(spread.main(argv)) == 2  # resumed: nothing run twice
     assert "| compare | lenet300100 | gmp | 0.9 | 0 |" in md.read_text()
+
+
+def test_records_match_compares_shared_runs_digit_for_digit(tmp_path, capsys):
+    from dataclasses import replace
+
+    from benchmarks import records_match
+
+    base = Record("lenet5", "gmp", 0.9, 0, 8, None, 0.9, 0.91, 10.0, 0.2, None, 3.0, 100)
+    first, second, third = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
+    append_record(first, base)
+    append_record(second, replace(base, step_ms=5.0))  # timing differs: not a result
+    append_record(third, replace(base, accuracy=0.9000001))
+    assert records_match.main([str(first), str(second)]) == 0
+    assert records_match.main([str(first), str(third)]) == 1
+    assert "accuracy 0.9 != 0.9000001" in capsys.readouterr().out
+    assert records_match.main([str(first), str(tmp_path / "none.jsonl")]) == 1  # nothing shared proves nothing
