@@ -120,8 +120,10 @@ class AuxMaskPruning(Callback):
         interval: What ``warmup``, ``ramp`` and ``freeze`` count: ``"epoch"`` (fractions
             allowed) or ``"step"`` (optimizer steps), as Lightning's scheduler ``interval``.
         warmup: Dense warm-up length before masks start to move.
-        ramp: Length of the linear lambda ramp after warm-up (0: constant lambda); with a
-            target, the length of the target's cubic ramp (0: it ramps until ``freeze``).
+        ramp: How long pruning takes to come in after warm-up: what the user sets (``strength``
+            without a target, the target with one) rises from 0 to its full value over this
+            long; lambda linearly, a target along its cubic curve. 0: lambda at full strength
+            at once; a target ramps until ``freeze``.
         freeze: When masks freeze for a final W-only fine-tune (``None``: never).
         restore_pruned_weights: With ``weight_grad="masked"``, put pruned weights back to their
             pre-step values after each optimizer step, so weight decay and momentum cannot move

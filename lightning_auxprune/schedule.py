@@ -48,8 +48,8 @@ class PruningSchedule:
 
     Attributes:
         warmup: Length of the dense warm-up.
-        ramp: Length of the linear lambda ramp after warm-up (0: constant lambda); with a
-            target, the length of the target's cubic ramp.
+        ramp: How long pruning takes to come in after warm-up: lambda rises linearly to its
+            strength over it (0: at once) or, with a target, the target along its cubic curve.
         freeze: Position at which masks freeze for a final W-only phase (``None``: never).
 
     """
