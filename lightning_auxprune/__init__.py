@@ -11,7 +11,15 @@ from lightning_auxprune.callback import AuxMaskPruning
 from lightning_auxprune.export.bake import bake, bake_state_dict
 from lightning_auxprune.export.fold import FoldResult, fold_batchnorm
 from lightning_auxprune.export.heads import PrunedMultiheadAttention
-from lightning_auxprune.export.shrink import ShrinkResult, UnsafeShrinkError, load_shrunk, save_shrunk, shrink
+from lightning_auxprune.export.shrink import (
+    ShrinkResult,
+    UnsafeShrinkError,
+    layer_widths,
+    load_shrunk,
+    resize_to,
+    save_shrunk,
+    shrink,
+)
 from lightning_auxprune.export.sparse_file import load_sparse, save_sparse
 from lightning_auxprune.export.sparse_linear import SparseLinear, sparsify_linear
 from lightning_auxprune.flops import count_flops
@@ -39,10 +47,12 @@ __all__ = [
     "find_masks",
     "fold_batchnorm",
     "layer_stats",
+    "layer_widths",
     "load_shrunk",
     "load_sparse",
     "masked_weight",
     "patch_model",
+    "resize_to",
     "save_shrunk",
     "save_sparse",
     "shrink",
