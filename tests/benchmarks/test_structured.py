@@ -50,7 +50,7 @@ def test_torch_pruning_reaches_each_scheduled_budget(importance):
 
 
 def test_flops_at_half_a_point_is_the_cheapest_budget_within_it():
-    common = {"model": "m", "train_images": 100, "epochs": 2}
+    common = {"model": "m", "train_images": 100, "epochs": 2, "seed": 0}
     rows = [{**common, "method": "dense", "setting": 0.0, "accuracy": 0.90, "flops_ratio": 1.0}]
     rows += [
         {**common, "method": "autoprune", "setting": b, "accuracy": a, "flops_ratio": f}
@@ -58,3 +58,21 @@ def test_flops_at_half_a_point_is_the_cheapest_budget_within_it():
     ]
     summary = structured.aggregate(rows)
     assert summary["m"]["methods"]["autoprune"]["flops_at_0.5pt"] == pytest.approx(0.34)
+
+
+def test_points_are_compared_with_dense_on_their_own_seeds():
+    common = {"model": "m", "train_images": 100, "epochs": 2}
+    rows = [
+        {**common, "seed": 0, "method": "dense", "setting": 0.0, "accuracy": 0.90, "flops_ratio": 1.0},
+        {**common, "seed": 1, "method": "dense", "setting": 0.0, "accuracy": 0.86, "flops_ratio": 1.0},
+        # seed 1 only: 0.87 beats its own dense (0.86), though not the mean over both seeds (0.88)
+        {**common, "seed": 1, "method": "tp_l1", "setting": 0.5, "accuracy": 0.87, "flops_ratio": 0.5},
+        # both seeds: mean 0.874 is within 0.5 pt of neither seed's mean dense (0.88)
+        {**common, "seed": 0, "method": "autoprune", "setting": 0.5, "accuracy": 0.888, "flops_ratio": 0.4},
+        {**common, "seed": 1, "method": "autoprune", "setting": 0.5, "accuracy": 0.86, "flops_ratio": 0.4},
+    ]
+    methods = structured.aggregate(rows)["m"]["methods"]
+    assert methods["tp_l1"]["points"][0]["dense_accuracy"] == pytest.approx(0.86)
+    assert methods["tp_l1"]["flops_at_0.5pt"] == pytest.approx(0.5)
+    assert methods["autoprune"]["points"][0]["seeds"] == [0, 1]
+    assert methods["autoprune"]["flops_at_0.5pt"] is None
