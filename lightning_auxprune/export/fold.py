@@ -31,6 +31,9 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
+from lightning_auxprune.export.shrink import _as_tuple, _outputs_match, _put
+from lightning_auxprune.patch import find_masks
+
 FOLDABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
@@ -47,12 +50,6 @@ class FoldResult:
     model: nn.Module
     folded: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
-
-
-def _set(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    parent._modules[child] = module
 
 
 def _pairs(model: nn.Module, inputs: tuple[Any, ...]) -> list[tuple[str, str]]:
@@ -97,14 +94,12 @@ def fold_batchnorm(model: nn.Module, example_inputs: Any, atol: float = 1e-5) ->
     Raises:
         ValueError: If the model still carries auxiliary masks, or cannot be traced.
     """
-    from lightning_auxprune.patch import find_masks
-
     if find_masks(model):
         raise ValueError(
             f"{type(model).__name__} still carries auxiliary masks: fold the deployed model, from "
             "shrink(...).model or bake(model)."
         )
-    inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    inputs = _as_tuple(example_inputs)
     folded_model = copy.deepcopy(model).eval()
     result = FoldResult(model=folded_model)
     with torch.no_grad():
@@ -120,15 +115,13 @@ def fold_batchnorm(model: nn.Module, example_inputs: Any, atol: float = 1e-5) ->
         if norm.running_mean is None or norm.running_var is None:
             result.skipped[norm_name] = "it has no running statistics (track_running_stats=False)"
             continue
-        _set(folded_model, layer_name, _fused(layer, norm))
-        _set(folded_model, norm_name, nn.Identity())
-        with torch.no_grad():
-            output = folded_model(*inputs)
-        if torch.allclose(output, reference, atol=atol, rtol=1e-4):
+        _put(folded_model, layer_name, _fused(layer, norm))
+        _put(folded_model, norm_name, nn.Identity())
+        if _outputs_match(folded_model, inputs, reference, atol):
             result.folded[norm_name] = layer_name
             continue
-        _set(folded_model, layer_name, layer)
-        _set(folded_model, norm_name, norm)
+        _put(folded_model, layer_name, layer)
+        _put(folded_model, norm_name, norm)
         result.skipped[norm_name] = "the output changes when it is folded (the layer's output is also used elsewhere)"
     for name, module in modules.items():
         if isinstance(module, _BatchNorm) and name not in result.folded and name not in result.skipped:

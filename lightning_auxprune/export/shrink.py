@@ -72,6 +72,13 @@ def _as_tuple(example_inputs: Any) -> tuple[Any, ...]:
     return example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
 
 
+def _put(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Make ``module`` the submodule ``name`` of ``model``."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    parent._modules[child] = module
+
+
 def _out_channel_fn(tp: Any, layer: nn.Module) -> Any:
     return tp.prune_linear_out_channels if isinstance(layer, nn.Linear) else tp.prune_conv_out_channels
 
@@ -254,13 +261,11 @@ def _shrink_heads(
     except ValueError as err:
         refuse(name, len(closed) - len(keep), f"the attention block cannot be rebuilt ({err})")
         return model
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    parent._modules[child] = smaller
+    _put(model, name, smaller)
     if _outputs_match(model, inputs, reference, atol):
         result.removed[name] = len(closed) - len(keep)
         return model
-    parent._modules[child] = attention
+    _put(model, name, attention)
     refuse(name, len(closed) - len(keep), "the model's output changes without them")
     return model
 
@@ -291,9 +296,7 @@ def _replace_attention(model: nn.Module, name: str, heads: int) -> None:
     attention = dict(model.named_modules()).get(name)
     if not isinstance(attention, nn.MultiheadAttention):
         raise ValueError(f"Layer {name!r} of the checkpoint is pruned attention, but {name!r} is not attention here.")
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    parent._modules[child] = remove_heads(attention, list(range(heads)))
+    _put(model, name, remove_heads(attention, list(range(heads))))
 
 
 def save_shrunk(model: nn.Module, path: str) -> None:
