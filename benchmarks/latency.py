@@ -104,14 +104,15 @@ def rebuild(record: Record) -> nn.Module:
     """A network of the record's architecture at its deployed widths (random weights, unit BatchNorm variance)."""
     assert record.widths is not None and record.shapes is not None
     torch.manual_seed(record.seed)
-    state = {
-        key: torch.ones(shape) if key.endswith("running_var") else torch.randn(shape) * 0.1
-        for key, shape in record.shapes.items()
-    }
-    for key in state:
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.zeros((), dtype=torch.long)
+    state = {key: _placeholder(key, shape) for key, shape in record.shapes.items()}
     return resize_to(build_model(record.model), state, record.widths)
+
+
+def _placeholder(key: str, shape: list[int]) -> torch.Tensor:
+    """A tensor of ``shape`` valid for the state entry ``key`` (positive variances, integer counters)."""
+    if key.endswith("num_batches_tracked"):
+        return torch.zeros(shape, dtype=torch.long)
+    return torch.ones(shape) if key.endswith("running_var") else torch.randn(shape) * 0.1
 
 
 def grid_pairs(records: list[Record]) -> list[Pair]:

@@ -23,6 +23,7 @@ Examples:
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +106,8 @@ def fold_batchnorm(model: nn.Module, example_inputs: Any, atol: float = 1e-5) ->
     with torch.no_grad():
         reference = folded_model(*inputs)
     modules = dict(folded_model.named_modules(remove_duplicate=False))
-    shared = {n for n, m in modules.items() if sum(other is m for other in modules.values()) > 1}
+    uses = Counter(id(m) for m in modules.values())
+    shared = {n for n, m in modules.items() if uses[id(m)] > 1}
     for layer_name, norm_name in _pairs(folded_model, inputs):
         layer, norm = modules[layer_name], modules[norm_name]
         assert isinstance(norm, _BatchNorm)
