@@ -109,6 +109,10 @@ METHODS: dict[str, Method] = {
         _autoprune(target_p_gain=0.0),
     ),
     "autoprune_slow": Method("as autoprune, masks stepped at aux_lr=0.02 instead of 0.05", _autoprune(aux_lr=0.02)),
+    "autoprune_ramp": Method(
+        "as autoprune, pruning also bounded along the ramp: kept FLOPs >= 0.95 x the ramp's at every step",
+        _autoprune(ramp_tolerance=0.05, target_tolerance=0.05),
+    ),
     "autoprune_costblind": Method("as autoprune, every unit pushed alike", _autoprune(cost_aware=False)),
     "autoprune_adam": Method(
         "as autoprune, M stepped by the user's Adam (the recipe's default)",

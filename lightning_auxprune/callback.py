@@ -141,6 +141,9 @@ class AuxMaskPruning(Callback):
             takes to climb back once the target catches up (see docs/configuration.md).
         target_tolerance: How far past its target pruning may go at most: the kept fraction never
             falls below ``(1 - target_tolerance)`` times the target's, whatever the run length.
+        ramp_tolerance: Bound pruning along the target's ramp too: the kept fraction never falls
+            below ``(1 - ramp_tolerance)`` times the ramp's at the current step (``None``: only
+            the final target bounds it).
         cost_aware: With ``target_flops``, push each mask entry in proportion to the FLOPs its
             closing saves, so costly units close first (``False``: every entry alike).
         min_units: Neuron granularity: units of each layer kept open at least.
@@ -203,6 +206,7 @@ class AuxMaskPruning(Callback):
         target_p_gain: float = CONTROLLER_DEFAULTS["target_p_gain"],
         target_min_strength: float = CONTROLLER_DEFAULTS["target_min_strength"],
         target_tolerance: float = 0.25,
+        ramp_tolerance: float | None = None,
         cost_aware: bool = True,
         min_units: int = 1,
         min_unit_fraction: float = 0.05,

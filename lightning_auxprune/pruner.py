@@ -104,6 +104,8 @@ class _StepState:
     keeper: PrunedWeights | None
     flops: KeptFlops | None  # the kept-FLOPs ratio of the gates
     bound: TargetBound | StructuredBound | None = None  # no pruning far past the target
+    bound_units: tuple[float, float] = (1.0, 0.0)  # the bound's kept quantity = total * (fraction - base)
+    position: float | None = None  # of the latest optimizer step
     costs: list[float] | None = None  # cost-aware push: FLOPs saved per entry, relative to the mean
 
 
@@ -149,6 +151,9 @@ class AuxPruner:
         target_tolerance: How far past a target pruning may go at most: the kept fraction never
             falls below ``(1 - tolerance)`` times the target's (see
             [`lightning_auxprune.target_bound`][lightning_auxprune.target_bound]), in [0, 1).
+        ramp_tolerance: Bound pruning along the target's ramp too: the kept fraction never falls
+            below ``(1 - ramp_tolerance)`` times the ramp's at the current step, in [0, 1);
+            ``None``: only the final target bounds it.
         cost_aware: With ``target_flops``, push each mask entry in proportion to the FLOPs its
             closing saves (relative to the average entry), so costly units close first; ``False``
             pushes every entry alike.
@@ -191,6 +196,7 @@ class AuxPruner:
         target_p_gain: float = CONTROLLER_DEFAULTS["target_p_gain"],
         target_min_strength: float = CONTROLLER_DEFAULTS["target_min_strength"],
         target_tolerance: float = 0.25,
+        ramp_tolerance: float | None = None,
         cost_aware: bool = True,
         min_units: int = 1,
         min_unit_fraction: float = 0.05,
@@ -249,6 +255,12 @@ class AuxPruner:
                 f"target_tolerance={target_tolerance} must be in [0, 1): the kept fraction's allowed shortfall."
             )
         self.target_tolerance = target_tolerance
+        if ramp_tolerance is not None and not 0.0 <= ramp_tolerance < 1.0:
+            raise ValueError(
+                f"ramp_tolerance={ramp_tolerance} must be in [0, 1) (the kept fraction's allowed shortfall "
+                "from the ramp) or None (no bound along the ramp)."
+            )
+        self.ramp_tolerance = ramp_tolerance
         self.cost_aware = cost_aware
         self.keep_output_layer = keep_output_layer
         self.coupled = coupled
@@ -528,17 +540,29 @@ class AuxPruner:
         self._state = _StepState(gates=gates, open=self._set.open_entries(gates), keeper=keeper, flops=None)
         if self.controller is not None and self.target_metric == "sparsity":
             self._state.bound = self._target_bound(self._set.fan_ins, float(self._set.total_weights), 0.0)
+            self._state.bound_units = (float(self._set.total_weights), 0.0)
         return self._state
+
+    def _bound_fraction(self, position: float | None) -> float:
+        """The least kept fraction allowed at ``position`` (``None``: after the ramp)."""
+        assert self.controller is not None
+        wanted = (1.0 - self.controller.final) * (1.0 - self.target_tolerance)
+        if self.ramp_tolerance is not None and position is not None:
+            ramp = (1.0 - self.controller.target_at(position)) * (1.0 - self.ramp_tolerance)
+            wanted = max(wanted, ramp)
+        return wanted
 
     def _target_bound(self, entry_weights: Sequence[float], total: float, base: float) -> TargetBound | None:
         """The bound on the kept quantity: ``total * (1 - final) * (1 - tolerance)``, less what stays dense."""
         if self.controller is None:
             return None
-        wanted = (1.0 - self.controller.final) * (1.0 - self.target_tolerance)
         bound = TargetBound(
-            entry_weights, self._set.entry_counts, total * (wanted - base), 1e-3 * self.options.init_scale
+            entry_weights,
+            self._set.entry_counts,
+            total * (self._bound_fraction(None) - base),
+            1e-3 * self.options.init_scale,
         )
-        return bound if bound.enabled else None
+        return bound if bound.enabled or self.ramp_tolerance is not None else None
 
     def _weight_keeper(self) -> PrunedWeights:
         """The stored weights (and gated biases), each with the index of its layer."""
@@ -578,6 +602,7 @@ class AuxPruner:
 
         """
         state = self._step_state()
+        state.position = position
         if self._calls.ready:
             self._calls.detach()  # every layer call of the first forward(s) is recorded: stop recording
         if self.controller is not None and state.flops is None and self.target_metric == "flops":
@@ -603,6 +628,9 @@ class AuxPruner:
         if self._floor is not None:
             self._floor.apply(self._set.aux)
         if state.bound is not None:
+            if self.ramp_tolerance is not None and self.controller is not None:
+                total, base = state.bound_units
+                state.bound.set_required(total * (self._bound_fraction(state.position) - base))
             state.bound.apply(self._set.aux)
         gates = self._set.hard_gates()
         opened = self._set.open_entries(gates)
@@ -651,13 +679,13 @@ class AuxPruner:
         self._check_reachable(kept)
         state.flops = kept
         if self.controller is not None:
-            wanted = (1.0 - self.controller.final) * (1.0 - self.target_tolerance)
-            lift = 1e-3 * self.options.init_scale
             if self.coupling is not None:
-                bound = StructuredBound(kept, self._set.entry_counts, wanted, lift)
-                state.bound = bound if bound.enabled else None
+                wanted = self._bound_fraction(None)
+                bound = StructuredBound(kept, self._set.entry_counts, wanted, 1e-3 * self.options.init_scale)
+                state.bound = bound if bound.enabled or self.ramp_tolerance is not None else None
             else:
                 state.bound = self._target_bound(kept.savings, 1.0, kept.base)
+                state.bound_units = (1.0, kept.base)
         entries = sum(self._set.entry_counts)
         saved = sum(c * n for c, n in zip(kept.savings, self._set.entry_counts, strict=True))
         if self.cost_aware and saved > 0:
@@ -775,6 +803,7 @@ class AuxPruner:
             "target_min_strength": controller.min_strength if controller else None,
             "target_end": controller.end if controller else None,
             "target_tolerance": self.target_tolerance,
+            "ramp_tolerance": self.ramp_tolerance,
             "cost_aware": self.cost_aware,
             "min_units": self.min_units,
             "min_unit_fraction": self.min_unit_fraction,

@@ -56,15 +56,21 @@ class TargetBound:
         self.lift = lift
         self.uniform = len(set(entry_weights)) <= 1
         self.total = sum(self.entries)
-        unit = entry_weights[0] if entry_weights else 1.0
-        self.count = min(self.total, math.ceil(required / unit - 1e-9)) if self.uniform and unit > 0 else 0
+        self._unit = float(entry_weights[0]) if entry_weights else 1.0
         self._weights = torch.tensor(entry_weights, dtype=torch.float64)
         self._sizes = torch.tensor(self.entries)
+        self.set_required(required)
 
     @property
     def enabled(self) -> bool:
-        """Whether the bound can ever act."""
+        """Whether the bound acts at its current ``required``."""
         return self.required > 0 and self.total > 0 and (not self.uniform or self.count > 0)
+
+    def set_required(self, required: float) -> None:
+        """Move the bound (a host number: no sync), e.g. along the target's ramp."""
+        self.required = required
+        unit = self._unit
+        self.count = min(self.total, math.ceil(required / unit - 1e-9)) if self.uniform and unit > 0 else 0
 
     def apply(self, aux: Sequence[torch.Tensor]) -> None:
         """Reopen the largest-m entries as far as needed (in place, no host sync)."""
@@ -131,8 +137,12 @@ class StructuredBound:
 
     @property
     def enabled(self) -> bool:
-        """Whether the bound can ever act."""
+        """Whether the bound acts at its current ``required``."""
         return self.required > 0 and self.total > 0
+
+    def set_required(self, required: float) -> None:
+        """Move the bound (a host number: no sync), e.g. along the target's ramp."""
+        self.required = required
 
     def apply(self, aux: Sequence[torch.Tensor]) -> None:
         """Reopen the largest-m entries as far as needed (in place, no host sync)."""

@@ -65,3 +65,53 @@ def test_bound_settings():
     aux = [torch.tensor([-0.1, -0.5, 2.0, -0.3])]
     TargetBound([1.0], [4], required=4.0, lift=0.1).apply(aux)
     assert (aux[0] > 0).all()
+
+
+def ramp_run(ramp_tolerance, coupled_flops: bool = False):
+    """A strong lambda on a 12-step ramp: without a bound along it, pruning runs ahead of the ramp."""
+    torch.manual_seed(0)
+    model = TinyNet()
+    target = {"target_flops": 0.3, "granularity": "neuron", "keep_output_layer": False} if coupled_flops else {}
+    pruner = AuxPruner(
+        **({"target_sparsity": 0.7} if not coupled_flops else {}),
+        **target,
+        strength=0.5,
+        aux_lr=1.0,
+        aux_optimizer="sgd",
+        ramp=12,
+        min_units=0,
+        min_unit_fraction=0.0,
+        ramp_tolerance=ramp_tolerance,
+    )
+    pruner.attach(model, model.example_input_array)
+    optimizer = torch.optim.SGD(pruner.parameter_groups(model), lr=0.01)
+    x, y = torch.randn(32, 16), torch.randint(0, 2, (32,))
+    shortfall = []
+    for step in range(16):
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        pruner.before_optimizer_step(float(step))
+        optimizer.step()
+        pruner.after_optimizer_step()
+        optimizer.zero_grad()
+        ramp_kept = 1.0 - pruner.controller.target_at(float(step))
+        shortfall.append(1.0 - pruner.kept_fraction() / ramp_kept)
+    return shortfall
+
+
+@pytest.mark.parametrize("flops", [False, True], ids=["sparsity", "coupled-flops"])
+def test_ramp_tolerance_keeps_pruning_on_the_ramp(flops):
+    free = ramp_run(None, flops)
+    assert max(free[:8]) > 0.3  # the masks run far ahead of the ramp's early steps
+    bounded = ramp_run(0.05, flops)
+    assert max(bounded) <= 0.05 + 1e-6  # never more than 5% fewer kept than the ramp wants
+    assert bounded[-1] > -1.0  # pruning went on: fewer than twice the target's kept (the controller's job)
+
+
+def test_ramp_tolerance_settings():
+    with pytest.raises(ValueError, match="ramp_tolerance=1.0 must be in"):
+        AuxPruner(target_sparsity=0.5, ramp=2, ramp_tolerance=1.0)
+    bound = TargetBound([1.0], [4], required=1.0, lift=0.1)
+    aux = [torch.tensor([-0.1, -0.5, 2.0, -0.3])]
+    bound.set_required(3.0)  # moved along the ramp: 3 must now be open
+    bound.apply(aux)
+    assert aux[0].gt(0).sum() == 3 and aux[0][1] < 0
