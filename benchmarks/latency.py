@@ -3,8 +3,11 @@
 By default every record of ``--records`` (the structured grid, :mod:`benchmarks.structured`) that
 stores its deployed architecture and matches ``--models``/``--methods``/``--seeds`` is rebuilt at
 those widths (:func:`lightning_auxprune.export.shrink.resize_to`; random values, since latency
-depends on the widths only). ``--closing F`` instead closes the fraction F of units with the
-smallest L1 norm in the layers of ``examples/configs/*_neuron.yaml`` and shrinks.
+depends on the widths only). ``--round-to N`` instead closes, in the dense architecture, as many
+units per layer as the record's network lacks and shrinks with ``shrink(round_to=N)``: the
+network the same masks give when every width is rounded up to a multiple of N. ``--closing F``
+closes the fraction F of units with the smallest L1 norm in the layers of
+``examples/configs/*_neuron.yaml`` and shrinks.
 
 Both networks are exported as one would deploy them: BatchNorm folded into the convolutions
 (:func:`lightning_auxprune.export.fold.fold_batchnorm`), and timed in the contiguous and the
@@ -15,6 +18,8 @@ ratio at batch 64.
     python -m benchmarks.latency            # writes benchmarks/results/latency.json, docs/latency.md
     python -m benchmarks.latency --closing 0.5 --out benchmarks/results/latency_closing.json \\
         --markdown docs/latency_closing.md
+    python -m benchmarks.latency --round-to 8 --out benchmarks/results/latency_round8.json \
+        --markdown docs/latency_round8.md
     python -m benchmarks.latency --quick --closing 0.5   # the VGG-like CNN, one setting
 """
 
@@ -39,7 +44,7 @@ from benchmarks.timing import interleaved_medians, machine, state_bytes
 from examples.models import build_model
 from lightning_auxprune.export.bake import bake
 from lightning_auxprune.export.fold import fold_batchnorm
-from lightning_auxprune.export.shrink import resize_to, shrink
+from lightning_auxprune.export.shrink import layer_widths, resize_to, shrink
 from lightning_auxprune.flops import count_flops
 from lightning_auxprune.layer_selection import select_layers
 from lightning_auxprune.options import MaskOptions
@@ -115,10 +120,44 @@ def _placeholder(key: str, shape: list[int]) -> torch.Tensor:
     return torch.ones(shape) if key.endswith("running_var") else torch.randn(shape) * 0.1
 
 
-def grid_pairs(records: list[Record]) -> list[Pair]:
-    """One pair per structured record with a stored architecture."""
+def closed_like(record: Record) -> nn.Module:
+    """The record's dense architecture with neuron masks closing as many units per layer as its network lacks.
+
+    The first units of each layer close, so coupled layers (equal widths) close the same channels.
+    """
+    assert record.widths is not None
+    torch.manual_seed(record.seed)
+    model = build_model(record.model)
+    dense = layer_widths(model)
+    closed = {
+        name: dense[name][attr] - width
+        for name, attrs in record.widths.items()
+        for attr, width in attrs.items()
+        if attr in ("out_channels", "out_features") and width < dense[name][attr]
+    }
+    masks = patch_model(model, list(closed), MaskOptions(granularity="neuron"))
+    model.eval()(torch.zeros(ONE))  # pairs BatchNorms with masked layers
+    with torch.no_grad():
+        for name, count in closed.items():
+            masks[name].aux[:count] = -1.0
+    return model
+
+
+def rounded(record: Record, round_to: int) -> nn.Module:
+    """The record's network as ``shrink(round_to=round_to)`` gives it from the same closed units."""
+    return shrink(closed_like(record), torch.randn(2, *ONE[1:]), round_to=round_to).model
+
+
+def grid_pairs(records: list[Record], round_to: int | None = None) -> list[Pair]:
+    """One pair per structured record with a stored architecture (rebuilt, or rounded with ``round_to``)."""
+    suffix = f", widths rounded to {round_to}" if round_to else ""
     return [
-        Pair(f"{r.method} @ {r.setting:g} (seed {r.seed})", r.model, build_model(r.model), rebuild(r))
+        Pair(
+            f"{r.method} @ {r.setting:g} (seed {r.seed}){suffix}",
+            r.model,
+            build_model(r.model),
+            rounded(r, round_to) if round_to else rebuild(r),
+        )
         for r in records
         if r.widths is not None and r.shapes is not None
     ]
@@ -214,6 +253,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--methods", nargs="+", default=None, help="grid methods (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--closing", type=float, default=None, help="random closings of this fraction instead")
+    parser.add_argument("--round-to", type=int, default=None, help="the grid's networks with widths rounded up to N")
     parser.add_argument("--quick", action="store_true", help="VGG-like only, batch 1, 1 thread, 3 repeats")
     parser.add_argument("--repeats", type=int, default=30)
     add_outputs(parser, "benchmarks/results/latency.json", "docs/latency.md")
@@ -224,6 +264,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.models = ["vgg"]
     batches, threads = ([1], [1]) if args.quick else ([1, 64], [1, 2])
     repeats = 3 if args.quick else args.repeats
+    if args.round_to is not None and (args.round_to < 1 or args.closing is not None):
+        parser.error(f"--round-to {args.round_to}: needs N >= 1 and the grid's networks (not --closing)")
     if args.closing is not None:
         pairs = [closing_pair(arch, args.closing) for arch in args.models]
         source = f"the example CNNs with {args.closing:.0%} of the units of their neuron layers closed by L1 norm"
@@ -237,12 +279,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             and r.seed in args.seeds
             and (args.methods is None or r.method in args.methods)
         ]
-        pairs = grid_pairs(sorted(records, key=lambda r: (r.model, r.method, -r.setting)))
+        pairs = grid_pairs(sorted(records, key=lambda r: (r.model, r.method, -r.setting)), args.round_to)
         if not pairs:
             raise SystemExit(
                 f"No record of {args.records} stores its deployed architecture; run benchmarks.structured."
             )
         source = f"the deployed networks of the structured grid ({args.records})"
+        if args.round_to:
+            source += f", each width rounded up to a multiple of {args.round_to} by shrink(round_to={args.round_to})"
     initial_threads = torch.get_num_threads()
     results: dict[str, Any] = {
         "machine": machine(),

@@ -108,7 +108,7 @@ def test_ramp_tolerance_keeps_pruning_on_the_ramp(flops):
 
 
 def test_ramp_tolerance_settings():
-    with pytest.raises(ValueError, match="ramp_tolerance=1.0 must be in"):
+    with pytest.raises(ValueError, match=r"ramp_tolerance=1\.0 must be in"):
         AuxPruner(target_sparsity=0.5, ramp=2, ramp_tolerance=1.0)
     bound = TargetBound([1.0], [4], required=1.0, lift=0.1)
     aux = [torch.tensor([-0.1, -0.5, 2.0, -0.3])]

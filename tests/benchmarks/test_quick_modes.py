@@ -45,6 +45,24 @@ def test_latency_of_grid_records_rebuilds_their_deployed_networks(tmp_path):
     assert "| vgg | tp_l1 @ 0.25 (seed 0) |" in md.read_text()
 
 
+@pytest.mark.parametrize("arch", ["vgg", "resnet20"])
+def test_rounded_networks_come_from_shrink_with_round_to(arch):
+    deployed = latency.closing_pair(arch, 0.6).deployed
+    fields = {"epochs": 1, "dense_accuracy": None, "accuracy": 0.9, "val_accuracy": 0.9, "compression": 4.0}
+    fields |= {"flops_ratio": 0.3, "step_time_ratio": None, "step_ms": 1.0, "train_images": 10}
+    record = Record(arch, "tp_l1", 0.25, 0, **fields, variant="structured", **architecture(deployed))
+    assert layer_widths(latency.rounded(record, 1)) == layer_widths(deployed)  # the same closed units
+    dense = layer_widths(latency.Wrapped(arch).net)
+    rounded, exact = layer_widths(latency.rounded(record, 8)), layer_widths(deployed)
+    narrowed = [(n, a) for n, attrs in exact.items() for a in attrs if exact[n][a] < dense[n][a]]
+    assert narrowed
+    for name, attr in narrowed:
+        width = rounded[name][attr]
+        assert width >= exact[name][attr] and (width % 8 == 0 or width == dense[name][attr])
+    with pytest.raises(SystemExit):
+        latency.main(["--quick", "--round-to", "0"])
+
+
 def test_latency_without_stored_networks_says_what_to_run(tmp_path):
     with pytest.raises(SystemExit, match=r"run benchmarks\.structured"):
         latency.main(["--quick", "--records", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "l.json")])
