@@ -113,6 +113,10 @@ METHODS: dict[str, Method] = {
         "as autoprune, pruning also bounded along the ramp: kept FLOPs >= 0.95 x the ramp's at every step",
         _autoprune(ramp_tolerance=0.05, target_tolerance=0.05),
     ),
+    "autoprune_ramp_floor25": Method(
+        "as autoprune_ramp, every layer keeps at least a quarter of its units (min_unit_fraction=0.25)",
+        _autoprune(ramp_tolerance=0.05, target_tolerance=0.05, min_unit_fraction=0.25),
+    ),
     "autoprune_costblind": Method("as autoprune, every unit pushed alike", _autoprune(cost_aware=False)),
     "autoprune_adam": Method(
         "as autoprune, M stepped by the user's Adam (the recipe's default)",

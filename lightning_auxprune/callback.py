@@ -261,7 +261,10 @@ class AuxMaskPruning(Callback):
         if pruner.controller is not None:
             kind = "target_sparsity" if pruner.target_metric == "sparsity" else "target_flops"
             value = pruner.controller.final if kind == "target_sparsity" else 1.0 - pruner.controller.final
-            target = f", {kind}={value:g} reached at {pruner.controller.end:g}"
+            bound = f"kept >= {1.0 - pruner.target_tolerance:g}x the target's"
+            if pruner.ramp_tolerance is not None:
+                bound += f" and {1.0 - pruner.ramp_tolerance:g}x the ramp's"
+            target = f", {kind}={value:g} reached at {pruner.controller.end:g} ({bound})"
         schedule = self.schedule
         if self._epochs_from_trainer and self._scheduled_for is None:
             return (
