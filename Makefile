@@ -65,11 +65,11 @@ bench: data
 	$(PY) -m benchmarks.switches --seeds 0 1 2
 	$(PY) -m benchmarks.overhead
 	$(PY) -m benchmarks.spread --model lenet5 --setting 0.99
-	$(PY) -m benchmarks.spread --structured --model vgg --methods autoprune tp_group_norm_oneshot --setting 0.35 --train-subset 10000
+	$(PY) -m benchmarks.spread --structured --model vgg --methods autoprune autoprune_final_bound tp_group_norm_oneshot --setting 0.35 --train-subset 10000 --threads 1 2
 	$(PY) -m examples.logging_gallery --data-dir $(DATA) --out docs/img/logging
 	$(PY) -m benchmarks.report
-	$(PY) -m benchmarks.latency --models vgg resnet20 --methods autoprune tp_group_norm_oneshot tp_l1 --seeds 0 1
-	$(PY) -m benchmarks.latency --round-to 8 --models vgg resnet20 --methods autoprune tp_l1 --seeds 0 --out benchmarks/results/latency_round8.json --markdown docs/latency_round8.md
+	$(PY) -m benchmarks.latency --models vgg resnet20 --methods autoprune autoprune_final_bound tp_group_norm_oneshot tp_l1 --seeds 0 1
+	$(PY) -m benchmarks.latency --round-to 8 --models vgg resnet20 --methods autoprune autoprune_final_bound tp_l1 --seeds 0 --out benchmarks/results/latency_round8.json --markdown docs/latency_round8.md
 	$(PY) -m benchmarks.latency --closing 0.5 --out benchmarks/results/latency_closing.json --markdown docs/latency_closing.md
 	$(PY) -m benchmarks.sparse_linear
 

@@ -306,7 +306,7 @@ def test_recipe_is_the_benchmarked_target_schedule(tmp_path):
     assert repr(flops) == (
         "AuxMaskPruning(neuron masks, strength=0.001, regularizer='count', ste='leaky_relu', rule='sign', "
         "aux_optimizer='normalized_sgd', aux_lr=0.05 (fixed), epochs: warmup=1, ramp=3, freeze=6, "
-        "target_flops=0.25 reached at 4)"
+        "target_flops=0.25 reached at 4 (kept >= 0.95x the target's and 0.95x the ramp's))"
     )
     # it trains: after the dense epoch the masks move and lambda is steered
     tiny_trainer(tmp_path, 3, [cb]).fit(TinyNet(), toy_loader())
