@@ -22,6 +22,21 @@ def short_run(tmp_path, **kwargs):
     return summarize(layer_stats(cb.masks)).sparsity, missed
 
 
+def train_steps(pruner, model, steps, after_step=None):
+    """Attach ``pruner`` and train ``model`` on one fixed batch for ``steps`` optimizer steps."""
+    pruner.attach(model, model.example_input_array)
+    optimizer = torch.optim.SGD(pruner.parameter_groups(model), lr=0.01)
+    x, y = torch.randn(32, 16), torch.randint(0, 2, (32,))
+    for step in range(steps):
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        pruner.before_optimizer_step(float(step))
+        optimizer.step()
+        pruner.after_optimizer_step()
+        optimizer.zero_grad()
+        if after_step is not None:
+            after_step(step)
+
+
 def test_a_short_run_stops_at_the_bound(tmp_path):
     runaway, missed = short_run(tmp_path, target_tolerance=0.999)  # effectively no bound
     assert runaway > 0.99 and missed  # what short runs used to do, with the warning that says so
@@ -45,15 +60,7 @@ def test_a_flops_target_is_bounded_in_flops():
         min_unit_fraction=0.0,
         keep_output_layer=False,
     )
-    pruner.attach(model, model.example_input_array)
-    optimizer = torch.optim.SGD(pruner.parameter_groups(model), lr=0.01)
-    x, y = torch.randn(32, 16), torch.randint(0, 2, (32,))
-    for step in range(12):
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        pruner.before_optimizer_step(float(step))
-        optimizer.step()
-        pruner.after_optimizer_step()
-        optimizer.zero_grad()
+    train_steps(pruner, model, 12)
     assert pruner.kept_fraction() >= 0.5 * 0.75 - 1e-6
     assert pruner.metrics(12.0)["auxprune/flops_ratio"] >= 0.5 * 0.75 - 1e-6
 
@@ -83,18 +90,13 @@ def ramp_run(ramp_tolerance, coupled_flops: bool = False):
         min_unit_fraction=0.0,
         ramp_tolerance=ramp_tolerance,
     )
-    pruner.attach(model, model.example_input_array)
-    optimizer = torch.optim.SGD(pruner.parameter_groups(model), lr=0.01)
-    x, y = torch.randn(32, 16), torch.randint(0, 2, (32,))
     shortfall = []
-    for step in range(16):
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        pruner.before_optimizer_step(float(step))
-        optimizer.step()
-        pruner.after_optimizer_step()
-        optimizer.zero_grad()
+
+    def record(step: int) -> None:
         ramp_kept = 1.0 - pruner.controller.target_at(float(step))
         shortfall.append(1.0 - pruner.kept_fraction() / ramp_kept)
+
+    train_steps(pruner, model, 16, record)
     return shortfall
 
 

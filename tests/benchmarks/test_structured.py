@@ -76,3 +76,11 @@ def test_points_are_compared_with_dense_on_their_own_seeds():
     assert methods["tp_l1"]["flops_at_0.5pt"] == pytest.approx(0.5)
     assert methods["autoprune"]["points"][0]["seeds"] == [0, 1]
     assert methods["autoprune"]["flops_at_0.5pt"] is None
+
+
+def test_the_benchmarked_autoprune_is_the_neuron_recipe():
+    """The grid pins its settings so records stay reproducible; a recipe change must rename the method."""
+    from benchmarks.structured import NEURON_M
+    from lightning_auxprune.presets import RECIPE_DEFAULTS
+
+    assert RECIPE_DEFAULTS["neuron"] == NEURON_M
