@@ -125,6 +125,10 @@ METHODS: dict[str, Method] = {
         "as autoprune, a layer may shrink to 5% of its units (min_unit_fraction=0.05, the constructor's default)",
         _autoprune(min_unit_fraction=0.05),
     ),
+    "autoprune_slow_masks": Method(
+        "as autoprune, masks stepped at aux_lr=0.02 instead of 0.05 (a longer average before a mask closes)",
+        _autoprune(aux_lr=0.02),
+    ),
     "autoprune_final_bound": Method(
         "as autoprune, bounded only at the end, at 0.75 x the budget (the recipe before ramp_tolerance)",
         _autoprune(**FINAL_BOUND),
