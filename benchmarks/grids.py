@@ -12,11 +12,14 @@ from types import ModuleType
 from benchmarks import compare, structured
 
 
-def add_grid(parser: argparse.ArgumentParser, model: str, methods: list[str]) -> None:
-    """``--structured``, ``--model`` and ``--methods`` (or ``--method`` when ``methods`` has one entry)."""
+def add_grid(parser: argparse.ArgumentParser, model: str, methods: list[str], dense: bool = False) -> None:
+    """``--structured``, ``--model`` and ``--methods`` (or ``--method`` when ``methods`` has one entry).
+
+    ``dense``: offer ``"dense"`` (no pruning) among the methods, as a control.
+    """
     parser.add_argument("--structured", action="store_true", help="a method of benchmarks.structured (a FLOPs budget)")
     parser.add_argument("--model", default=model, choices=sorted({*compare.GRID, *structured.MODELS}))
-    names = sorted({*(m for m in compare.METHODS if m != "dense"), *structured.METHODS})
+    names = sorted({*(m for m in compare.METHODS if m != "dense"), *structured.METHODS, *(["dense"] if dense else [])})
     if len(methods) == 1:
         parser.add_argument("--method", default=methods[0], choices=names)
     else:
@@ -28,6 +31,6 @@ def chosen_grid(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Mo
     grid = structured if args.structured else compare
     models, methods = (structured.MODELS, structured.METHODS) if args.structured else (compare.GRID, compare.METHODS)
     asked = getattr(args, "methods", None) or [args.method]
-    if args.model not in models or any(m not in methods for m in asked):
+    if args.model not in models or any(m not in methods and m != "dense" for m in asked):
         parser.error(f"--model {args.model} with {asked} is not in {grid.__name__}")
     return grid

@@ -32,7 +32,7 @@ DEFAULT_METHODS = ["gmp", "autoprune_target_sgd_floor"]
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Run what is missing, write the table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_grid(parser, "lenet5", DEFAULT_METHODS)
+    add_grid(parser, "lenet5", DEFAULT_METHODS, dense=True)
     parser.add_argument("--setting", type=float, default=0.99)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2, 3, 4])

@@ -150,6 +150,7 @@ def test_spread_quick_resumes(tmp_path, fake_data_dir):
         "lenet300100",
         "--methods",
         "gmp",
+        "dense",
         "--setting",
         "0.9",
         "--data-dir",
@@ -157,9 +158,10 @@ def test_spread_quick_resumes(tmp_path, fake_data_dir):
     ]
     argv += ["--out", str(out), "--markdown", str(md), "--threads", "1", "2"]
     rows = spread.main(argv)
-    assert [r["threads"] for r in rows] == [1, 2]
-    assert len(spread.main(argv)) == 2  # resumed: nothing run twice
+    assert sorted((r["method"], r["threads"]) for r in rows) == [("dense", 1), ("dense", 2), ("gmp", 1), ("gmp", 2)]
+    assert len(spread.main(argv)) == 4  # resumed: nothing run twice
     assert "| compare | lenet300100 | gmp | 0.9 | 0 |" in md.read_text()
+    assert "| compare | lenet300100 | dense |" in md.read_text()  # the unpruned control
 
 
 def test_records_match_compares_shared_runs_digit_for_digit(tmp_path, capsys):
