@@ -18,7 +18,7 @@ ratio at batch 64.
     python -m benchmarks.latency            # writes benchmarks/results/latency.json, docs/latency.md
     python -m benchmarks.latency --closing 0.5 --out benchmarks/results/latency_closing.json \\
         --markdown docs/latency_closing.md
-    python -m benchmarks.latency --round-to 8 --out benchmarks/results/latency_round8.json \
+    python -m benchmarks.latency --round-to 8 --out benchmarks/results/latency_round8.json \\
         --markdown docs/latency_round8.md
     python -m benchmarks.latency --quick --closing 0.5   # the VGG-like CNN, one setting
 """
@@ -82,16 +82,27 @@ class Wrapped(nn.Module):
         return out
 
 
-def close_smallest_units(model: nn.Module, include: list[str], fraction: float) -> None:
-    """Patch ``include`` layers with neuron masks and close the lowest-L1 ``fraction`` of units."""
-    masks = patch_model(model, select_layers(model, include=include), MaskOptions(granularity="neuron"))
+def close_units(model: nn.Module, closing: dict[str, Callable[[torch.Tensor], torch.Tensor]]) -> None:
+    """Patch the named layers with neuron masks and close the units each layer's function picks from its weight."""
+    masks = patch_model(model, list(closing), MaskOptions(granularity="neuron"))
     model.eval()(torch.zeros(ONE))  # pairs BatchNorms with masked layers
     with torch.no_grad():
         for name, mask in masks.items():
             weight = cast(torch.Tensor, model.get_submodule(name).weight)
-            norms = weight.detach().reshape(weight.shape[0], -1).abs().sum(dim=1)
-            count = min(int(fraction * norms.numel()), norms.numel() - 1)
-            mask.aux[norms.argsort()[:count]] = -1.0
+            mask.aux[closing[name](weight.detach())] = -1.0
+
+
+def _smallest_l1(fraction: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    def pick(weight: torch.Tensor) -> torch.Tensor:
+        norms = weight.reshape(weight.shape[0], -1).abs().sum(dim=1)
+        return norms.argsort()[: min(int(fraction * norms.numel()), norms.numel() - 1)]
+
+    return pick
+
+
+def close_smallest_units(model: nn.Module, include: list[str], fraction: float) -> None:
+    """Patch ``include`` layers with neuron masks and close the lowest-L1 ``fraction`` of units."""
+    close_units(model, {name: _smallest_l1(fraction) for name in select_layers(model, include=include)})
 
 
 def closing_pair(arch: str, fraction: float) -> Pair:
@@ -135,12 +146,12 @@ def closed_like(record: Record) -> nn.Module:
         for attr, width in attrs.items()
         if attr in ("out_channels", "out_features") and width < dense[name][attr]
     }
-    masks = patch_model(model, list(closed), MaskOptions(granularity="neuron"))
-    model.eval()(torch.zeros(ONE))  # pairs BatchNorms with masked layers
-    with torch.no_grad():
-        for name, count in closed.items():
-            masks[name].aux[:count] = -1.0
+    close_units(model, {name: partial(_first, count) for name, count in closed.items()})
     return model
+
+
+def _first(count: int, weight: torch.Tensor) -> torch.Tensor:
+    return torch.arange(count)
 
 
 def rounded(record: Record, round_to: int) -> nn.Module:
