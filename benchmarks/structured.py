@@ -308,6 +308,35 @@ def plot(summary: dict[str, dict[str, Any]], folder: Path) -> list[Path]:
     return paths
 
 
+def paired_validation(records: list[dict[str, Any]], method: str, other: str) -> list[tuple[str, float, int, float]]:
+    """``(model, budget, seed, difference)`` of validation accuracy, ``method`` minus ``other``, where both ran.
+
+    How the recipe's defaults are chosen: on validation accuracy, run for run, at equal budgets.
+
+    Example:
+        >>> rows = [{"model": "vgg", "method": m, "setting": 0.5, "seed": 0, "val_accuracy": a}
+        ...         for m, a in (("a", 0.9), ("b", 0.85))]
+        >>> [(m, b, s, round(d, 4)) for m, b, s, d in paired_validation(rows, "a", "b")]
+        [('vgg', 0.5, 0, 0.05)]
+    """
+    other_runs = {(r["model"], r["setting"], r["seed"]): r["val_accuracy"] for r in records if r["method"] == other}
+    return sorted(
+        (r["model"], r["setting"], r["seed"], r["val_accuracy"] - other_runs[(r["model"], r["setting"], r["seed"])])
+        for r in records
+        if r["method"] == method and (r["model"], r["setting"], r["seed"]) in other_runs
+    )
+
+
+def print_paired(records: list[dict[str, Any]], method: str, other: str) -> None:
+    """Print :func:`paired_validation` in points and its mean."""
+    pairs = paired_validation(records, method, other)
+    if not pairs:
+        raise SystemExit(f"{method} and {other} have no run on the same model, budget and seed.")
+    for model, budget, seed, difference in pairs:
+        print(f"{model} {budget:g} seed {seed}: {100 * difference:+.2f} pt")
+    print(f"{method} - {other}: {100 * statistics.mean(p[3] for p in pairs):+.2f} pt over {len(pairs)} paired runs")
+
+
 def main(argv: list[str] | None = None) -> list[Record]:
     """Run the grid (dense first per model and seed), then write the summary."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -319,6 +348,9 @@ def main(argv: list[str] | None = None) -> list[Record]:
     parser.add_argument("--summary", default="benchmarks/results/structured_summary.json")
     parser.add_argument("--plots", default="docs/img")
     parser.add_argument("--report", action="store_true", help="only summarise the runs already in --out")
+    parser.add_argument(
+        "--paired", nargs=2, metavar=("METHOD", "OTHER"), help="only print METHOD's validation accuracy minus OTHER's"
+    )
     parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images, one budget")
     add_training_data(parser)
     add_accelerator(parser)
@@ -327,6 +359,9 @@ def main(argv: list[str] | None = None) -> list[Record]:
         apply_quick(args)
         args.budgets = args.budgets[:1]
     out = Path(args.out)
+    if args.paired:
+        print_paired([asdict(r) for r in load_records(out).values() if r.variant == "structured"], *args.paired)
+        return []
     records: list[Record] = []
     if not args.report:
         done = load_records(out)

@@ -84,3 +84,19 @@ def test_the_benchmarked_autoprune_is_the_neuron_recipe():
     from lightning_auxprune.presets import RECIPE_DEFAULTS
 
     assert RECIPE_DEFAULTS["neuron"] == NEURON_M
+
+
+def test_paired_prints_each_pair_and_the_mean(tmp_path, capsys):
+    from benchmarks.harness import Record, append_record
+
+    out = tmp_path / "runs.jsonl"
+    base = {"epochs": 8, "dense_accuracy": None, "accuracy": 0.9, "compression": 2.0, "flops_ratio": 0.3}
+    base |= {"step_time_ratio": None, "step_ms": 1.0, "train_images": 10, "variant": "structured"}
+    for method, seed, val in (("a", 0, 0.90), ("b", 0, 0.88), ("a", 1, 0.86), ("b", 1, 0.87), ("a", 2, 0.5)):
+        append_record(out, Record("vgg", method, 0.35, seed, val_accuracy=val, **base))
+    assert structured.main(["--paired", "a", "b", "--out", str(out)]) == []
+    printed = capsys.readouterr().out
+    assert "vgg 0.35 seed 0: +2.00 pt" in printed and "vgg 0.35 seed 1: -1.00 pt" in printed
+    assert "a - b: +0.50 pt over 2 paired runs" in printed  # seed 2 has no partner
+    with pytest.raises(SystemExit, match="no run on the same"):
+        structured.main(["--paired", "a", "c", "--out", str(out)])
