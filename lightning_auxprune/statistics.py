@@ -34,7 +34,7 @@ class LayerStats:
         shape: The weight's shape.
         total: Number of weights.
         open: Number of weights whose mask is open.
-        units: Output units (neurons / filters).
+        units: Output units (neurons / filters; attention heads for a head mask).
         open_units: Units with at least one open weight.
 
     """
@@ -88,7 +88,7 @@ def layer_stats(masks: Mapping[str, AuxMask]) -> list[LayerStats]:
                 shape=mask.weight_shape,
                 total=gate.numel() * fan_in,
                 open=int(gate.sum()) * fan_in,
-                units=mask.weight_shape[0],
+                units=mask.heads or mask.weight_shape[0],
                 open_units=int((per_unit > 0).sum()),
             )
         )

@@ -70,6 +70,8 @@ def test_head_masks_gate_whole_heads_and_learn():
     rows = torch.arange(24).reshape(3, 4, 2)[:, 1].reshape(-1)  # head 1's q, k and v rows
     assert (weight[rows] == 0).all() and (model.attn.in_proj_bias[rows] == 0).all()
     assert (weight[torch.arange(24)[~torch.isin(torch.arange(24), rows)]] != 0).all()
+    row = next(r for r in pruner.layer_rows() if r["layer"] == "attn")
+    assert (row["units"], row["units_kept"]) == (4, 3)  # heads, not projection rows
     model.train()
     model(torch.randn(4, 5, 6)).sum().backward()
     assert masks["attn"].aux.grad.shape == (4,) and masks["attn"].aux.grad.abs().sum() > 0
