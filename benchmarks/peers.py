@@ -162,6 +162,14 @@ def tp_importance(name: str) -> Any:
     raise ValueError(f"unknown importance {name!r}; one of {TP_IMPORTANCES}")
 
 
+def attention_heads(model: nn.Module) -> dict[nn.Module, int]:
+    """Each ``nn.MultiheadAttention`` of ``model`` with its head count, as Torch-Pruning's ``num_heads`` takes it.
+
+    Without it Torch-Pruning cuts the attention's width to a size its heads do not divide.
+    """
+    return {m: m.num_heads for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
+
+
 class TorchPruningFlops(Callback):
     """Torch-Pruning channel pruning to FLOPs budgets at epoch starts, as its docs recommend.
 
@@ -169,7 +177,10 @@ class TorchPruningFlops(Callback):
     channels are removed in small steps of Torch-Pruning's pruner (per-layer ratios, its default)
     until the model's FLOPs are at or below that fraction; the optimizer is then rebuilt (the
     parameters changed shape). One epoch in the schedule is the one-shot variant, several the
-    iterative one. Taylor importance takes its gradient from the last training batch seen.
+    iterative one. Taylor importance takes its gradient from the last training batch seen. It
+    stops after 200 steps of its pruner when the budget is out of its reach (it reports the FLOPs
+    it reached): Torch-Pruning 1.6 removes no head of an ``nn.MultiheadAttention``, so on the
+    small ViT only the MLPs' hidden units go, down to 53% of the FLOPs.
 
     Args:
         importance: One of :data:`TP_IMPORTANCES`.
@@ -207,6 +218,7 @@ class TorchPruningFlops(Callback):
                 pruning_ratio=0.95,
                 iterative_steps=200,
                 ignored_layers=ignored,
+                num_heads=attention_heads(pl_module),
             )
         target = self.schedule[trainer.current_epoch]
         was_training = pl_module.training

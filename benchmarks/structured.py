@@ -57,7 +57,7 @@ from lightning_auxprune.flops import count_flops
 from lightning_auxprune.layer_selection import output_layer
 from lightning_auxprune.presets import recipe_schedule
 
-MODELS = {"vgg": 8, "resnet20": 8, "mobilenetv2": 8}
+MODELS = {"vgg": 8, "resnet20": 8, "mobilenetv2": 8, "vit": 8}
 """Architectures and their epoch budget (the same for every method)."""
 BUDGETS = [0.5, 0.35, 0.25]
 EXAMPLE_SHAPE = (1, 1, 28, 28)
@@ -128,6 +128,10 @@ METHODS: dict[str, Method] = {
     "autoprune_slow_masks": Method(
         "as autoprune, masks stepped at aux_lr=0.02 instead of 0.05 (a longer average before a mask closes)",
         _autoprune(aux_lr=0.02),
+    ),
+    "autoprune_hysteresis": Method(
+        "as autoprune, a mask that closes or reopens is moved 0.25 past zero (hysteresis=0.25)",
+        _autoprune(hysteresis=0.25),
     ),
     "autoprune_final_bound": Method(
         "as autoprune, bounded only at the end, at 0.75 x the budget (the recipe before ramp_tolerance)",

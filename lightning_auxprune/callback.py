@@ -144,6 +144,8 @@ class AuxMaskPruning(Callback):
         ramp_tolerance: Bound pruning along the target's ramp too: the kept fraction never falls
             below ``(1 - ramp_tolerance)`` times the ramp's at the current step (``None``: only
             the final target bounds it).
+        hysteresis: How far past zero a mask entry is moved when it closes or reopens, so it
+            keeps its new state until it has moved that far back (0: none).
         cost_aware: With ``target_flops``, push each mask entry in proportion to the FLOPs its
             closing saves, so costly units close first (``False``: every entry alike).
         min_units: Neuron granularity: units of each layer kept open at least.
@@ -207,6 +209,7 @@ class AuxMaskPruning(Callback):
         target_min_strength: float = CONTROLLER_DEFAULTS["target_min_strength"],
         target_tolerance: float = 0.25,
         ramp_tolerance: float | None = None,
+        hysteresis: float = 0.0,
         cost_aware: bool = True,
         min_units: int = 1,
         min_unit_fraction: float = 0.05,

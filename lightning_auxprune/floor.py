@@ -68,6 +68,17 @@ class UnitFloor:
         """Whether any layer has a floor."""
         return any(k > 0 for k in self.counts)
 
+    def floor_gates(self) -> torch.Tensor:
+        """The 0/1 gates of every layer held at its floor (its first ``k`` units open), all layers in a row.
+
+        Examples:
+            >>> UnitFloor([4, 2], min_units=1, min_fraction=0.5, lift=1e-3).floor_gates().tolist()
+            [1.0, 1.0, 0.0, 0.0, 1.0, 0.0]
+
+        """
+        parts = [torch.arange(n) < k for n, k in zip(self.units, self.counts, strict=True)]
+        return torch.cat(parts).to(torch.float32) if parts else torch.zeros(0)
+
     def apply(self, aux: Sequence[torch.Tensor]) -> None:
         """Lift the ``k`` largest m of each layer that has fewer than ``k`` open units (in place, no sync)."""
         if not aux or not self.enabled:

@@ -154,6 +154,10 @@ class AuxPruner:
         ramp_tolerance: Bound pruning along the target's ramp too: the kept fraction never falls
             below ``(1 - ramp_tolerance)`` times the ramp's at the current step, in [0, 1);
             ``None``: only the final target bounds it.
+        hysteresis: How far past zero a mask entry is moved when it changes state (closing:
+            ``m - hysteresis``, reopening: ``m + hysteresis``), so it keeps its new state until the
+            push or its data gradient has moved it that far back; ``0``: no hysteresis. In units
+            of m (which starts at ``init_scale``), >= 0.
         cost_aware: With ``target_flops``, push each mask entry in proportion to the FLOPs its
             closing saves (relative to the average entry), so costly units close first; ``False``
             pushes every entry alike.
@@ -197,6 +201,7 @@ class AuxPruner:
         target_min_strength: float = CONTROLLER_DEFAULTS["target_min_strength"],
         target_tolerance: float = 0.25,
         ramp_tolerance: float | None = None,
+        hysteresis: float = 0.0,
         cost_aware: bool = True,
         min_units: int = 1,
         min_unit_fraction: float = 0.05,
@@ -214,6 +219,7 @@ class AuxPruner:
             target_gain=target_gain,
             target_p_gain=target_p_gain,
             target_min_strength=target_min_strength,
+            hysteresis=hysteresis,
         )
         self.options = MaskOptions(
             granularity=granularity,
@@ -261,6 +267,9 @@ class AuxPruner:
                 "from the ramp) or None (no bound along the ramp)."
             )
         self.ramp_tolerance = ramp_tolerance
+        if hysteresis < 0:
+            raise ValueError(f"hysteresis={hysteresis} must be >= 0 (0: none).")
+        self.hysteresis = hysteresis
         self.cost_aware = cost_aware
         self.keep_output_layer = keep_output_layer
         self.coupled = coupled
@@ -432,11 +441,22 @@ class AuxPruner:
         return self.masks
 
     def _check_reachable(self, kept: KeptFlops) -> None:
-        if self.controller is not None and self.target_metric == "flops" and kept.base > 1.0 - self.controller.final:
+        if self.controller is None or self.target_metric != "flops":
+            return
+        target = 1.0 - self.controller.final
+        if kept.base > target:
             raise UnreachableTargetError(
-                f"target_flops={1.0 - self.controller.final:g} cannot be reached: the layers left dense hold "
+                f"target_flops={target:g} cannot be reached: the layers left dense hold "
                 f"{kept.base:.1%} of the FLOPs. Prune more layers (include/exclude) or raise target_flops."
             )
+        if self._floor is not None:
+            least = float(kept.batch(self._floor.floor_gates().unsqueeze(0))[0])
+            if least > target:
+                raise UnreachableTargetError(
+                    f"target_flops={target:g} cannot be reached: with every layer at its floor (min_units="
+                    f"{self.min_units}, min_unit_fraction={self.min_unit_fraction:g}) {least:.1%} of the FLOPs stay. "
+                    "Lower min_unit_fraction/min_units, prune more layers (include/exclude) or raise target_flops."
+                )
 
     def _couple(self, names: list[str], coupling: ChannelCoupling) -> tuple[list[str], list[list[str]]]:
         """The layers to mask and their coupled groups; warns about selected layers left dense."""
@@ -636,6 +656,8 @@ class AuxPruner:
         opened = self._set.open_entries(gates)
         with torch.no_grad():
             change = torch._foreach_sub(gates, state.gates)
+            if self.hysteresis > 0:
+                torch._foreach_add_(self._set.aux, change, alpha=self.hysteresis)
         self.events.record(state.gates, gates, state.open, opened, change)
         if state.keeper is not None:
             state.keeper.update(change)
@@ -804,6 +826,7 @@ class AuxPruner:
             "target_end": controller.end if controller else None,
             "target_tolerance": self.target_tolerance,
             "ramp_tolerance": self.ramp_tolerance,
+            "hysteresis": self.hysteresis,
             "cost_aware": self.cost_aware,
             "min_units": self.min_units,
             "min_unit_fraction": self.min_unit_fraction,

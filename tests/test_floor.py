@@ -3,8 +3,10 @@
 import pytest
 import torch
 
+from examples.models.vit import SmallViT
 from lightning_auxprune import AuxMaskPruning, AuxPruner, layer_stats
 from lightning_auxprune.floor import UnitFloor, floor_units
+from lightning_auxprune.pruner import UnreachableTargetError
 from tests.conftest import TinyNet, tiny_trainer, toy_loader
 
 
@@ -71,3 +73,17 @@ def test_the_floor_lifts_only_the_best_units_of_layers_below_it():
     assert aux[0].tolist() == pytest.approx([-0.3, 0.01, 0.01, -0.4])  # the two largest m reopened
     assert aux[1].tolist() == pytest.approx([0.5, -1.0, 0.2])  # two open already: untouched
     assert aux[2].tolist() == pytest.approx([0.01, 0.01])
+
+
+def test_a_flops_target_below_the_floor_is_refused_at_attach():
+    example = torch.zeros(1, 1, 28, 28)
+    # every layer at a quarter of its heads / hidden units keeps 26.1% of this ViT's FLOPs
+    with pytest.raises(UnreachableTargetError, match=r"with every layer at its floor .* 26\.1% of the FLOPs stay"):
+        AuxPruner(granularity="neuron", target_flops=0.25, ramp=1, min_unit_fraction=0.25).attach(SmallViT(), example)
+    AuxPruner(granularity="neuron", target_flops=0.25, ramp=1, min_unit_fraction=0.05).attach(SmallViT(), example)
+
+
+def test_floor_gates_hold_each_layer_at_its_floor():
+    floor = UnitFloor([4, 32], min_units=1, min_fraction=0.05, lift=1e-3)
+    gates = floor.floor_gates()
+    assert gates[:4].tolist() == [1.0, 0.0, 0.0, 0.0] and gates[4:].sum() == 2

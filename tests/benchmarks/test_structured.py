@@ -100,3 +100,22 @@ def test_paired_prints_each_pair_and_the_mean(tmp_path, capsys):
     assert "a - b: +0.50 pt over 2 paired runs" in printed  # seed 2 has no partner
     with pytest.raises(SystemExit, match="no run on the same"):
         structured.main(["--paired", "a", "c", "--out", str(out)])
+
+
+def test_torch_pruning_keeps_a_vit_runnable():
+    L.seed_everything(0)
+    model = ImageClassifier(arch="vit")
+    example = torch.zeros(1, 1, 28, 28)
+    dense = count_flops(model, example)
+    callback = TorchPruningFlops("l1", {1: 0.6}, example, keep=["net.head"])
+
+    class Trainer:
+        current_epoch = 1
+        strategy = type("S", (), {"setup_optimizers": staticmethod(lambda trainer: None)})()
+
+    callback.on_train_epoch_start(Trainer(), model)
+    attention = model.net.blocks[0].attn
+    assert (attention.num_heads, attention.embed_dim) == (4, 96)  # heads and width intact
+    assert model.net.blocks[0].fc1.out_features < 192  # the MLP's hidden units go
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert 0.5 < count_flops(model, example) / dense <= 0.6
