@@ -657,7 +657,7 @@ class AuxPruner:
         with torch.no_grad():
             change = torch._foreach_sub(gates, state.gates)
             if self.hysteresis > 0:
-                torch._foreach_add_(self._set.aux, change, alpha=self.hysteresis)
+                torch._foreach_add_(list[torch.Tensor](self._set.aux), change, alpha=self.hysteresis)
         self.events.record(state.gates, gates, state.open, opened, change)
         if state.keeper is not None:
             state.keeper.update(change)
