@@ -66,7 +66,7 @@ def flickering_run(average_window, steps=14):
 
 
 def test_at_the_freeze_the_masks_are_decided_on_their_average():
-    pruner, _ = flickering_run(average_window=3.0, steps=10)  # steps 0-9: pruning
+    pruner, kept = flickering_run(average_window=3.0, steps=10)  # steps 0-9: pruning
     assert pruner.events.recovered_total > 0  # masks did close and reopen
     average = pruner._average
     assert not average.decided and average.position == 9.0
