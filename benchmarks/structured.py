@@ -133,10 +133,6 @@ METHODS: dict[str, Method] = {
         "as autoprune, a mask that closes or reopens is moved 0.25 past zero (hysteresis=0.25)",
         _autoprune(hysteresis=0.25),
     ),
-    "autoprune_average": Method(
-        "as autoprune, the masks decided at the freeze on their average over the last epoch (average_window=1)",
-        _autoprune(average_window=1.0),
-    ),
     "autoprune_final_bound": Method(
         "as autoprune, bounded only at the end, at 0.75 x the budget (the recipe before ramp_tolerance)",
         _autoprune(**FINAL_BOUND),

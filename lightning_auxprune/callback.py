@@ -146,8 +146,6 @@ class AuxMaskPruning(Callback):
             the final target bounds it).
         hysteresis: How far past zero a mask entry is moved when it closes or reopens, so it
             keeps its new state until it has moved that far back (0: none).
-        average_window: Decide which masks stay open, when they freeze, on each mask's average
-            over this much training instead of its last value (needs a target and ``freeze``).
         cost_aware: With ``target_flops``, push each mask entry in proportion to the FLOPs its
             closing saves, so costly units close first (``False``: every entry alike).
         min_units: Neuron granularity: units of each layer kept open at least.
@@ -212,7 +210,6 @@ class AuxMaskPruning(Callback):
         target_tolerance: float = 0.25,
         ramp_tolerance: float | None = None,
         hysteresis: float = 0.0,
-        average_window: float | None = None,
         cost_aware: bool = True,
         min_units: int = 1,
         min_unit_fraction: float = 0.05,

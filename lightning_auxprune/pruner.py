@@ -56,7 +56,6 @@ from lightning_auxprune.aux_group import AUX_GROUP
 from lightning_auxprune.aux_sgd import AuxOptimizer, aux_sgd_step
 from lightning_auxprune.controller import TargetController
 from lightning_auxprune.coupling import ChannelCoupling, channel_coupling
-from lightning_auxprune.decision import MaskAverage
 from lightning_auxprune.events import MaskEvents
 from lightning_auxprune.export.bake import bake
 from lightning_auxprune.floor import UnitFloor
@@ -159,13 +158,6 @@ class AuxPruner:
             ``m - hysteresis``, reopening: ``m + hysteresis``), so it keeps its new state until the
             push or its data gradient has moved it that far back; ``0``: no hysteresis. In units
             of m (which starts at ``init_scale``), >= 0.
-        average_window: Take the final decision on the masks' recent average instead of their
-            state at the last step: an exponential average of every m over this much training
-            (in the unit of ``warmup``/``ramp``/``freeze``) is kept while pruning, and when the
-            masks freeze the entries with the largest averages stay open, as many as keep the
-            kept fraction the run reached (see
-            [`lightning_auxprune.decision`][lightning_auxprune.decision]). Needs a target and
-            ``freeze``; ``None``: the masks freeze as they are.
         cost_aware: With ``target_flops``, push each mask entry in proportion to the FLOPs its
             closing saves (relative to the average entry), so costly units close first; ``False``
             pushes every entry alike.
@@ -210,7 +202,6 @@ class AuxPruner:
         target_tolerance: float = 0.25,
         ramp_tolerance: float | None = None,
         hysteresis: float = 0.0,
-        average_window: float | None = None,
         cost_aware: bool = True,
         min_units: int = 1,
         min_unit_fraction: float = 0.05,
@@ -229,7 +220,6 @@ class AuxPruner:
             target_p_gain=target_p_gain,
             target_min_strength=target_min_strength,
             hysteresis=hysteresis,
-            average_window=average_window,
         )
         self.options = MaskOptions(
             granularity=granularity,
@@ -280,13 +270,6 @@ class AuxPruner:
         if hysteresis < 0:
             raise ValueError(f"hysteresis={hysteresis} must be >= 0 (0: none).")
         self.hysteresis = hysteresis
-        if average_window is not None and (self.controller is None or self.schedule.freeze is None):
-            raise ValueError(
-                f"average_window={average_window} decides the masks when they freeze, at the kept fraction a target "
-                "reached: set target_sparsity or target_flops, and freeze."
-            )
-        self.average_window = average_window
-        self._average = MaskAverage(average_window) if average_window is not None else None
         self.cost_aware = cost_aware
         self.keep_output_layer = keep_output_layer
         self.coupled = coupled
@@ -644,8 +627,6 @@ class AuxPruner:
             self._calls.detach()  # every layer call of the first forward(s) is recorded: stop recording
         if self.controller is not None and state.flops is None and self.target_metric == "flops":
             self._init_flops(state)
-        if self._average is not None and not self._average.decided and self.phase(position) == "frozen":
-            self._decide(state)
         if all(aux.grad is None for aux in self._set.aux):
             return  # a skipped batch or frozen layers: no data gradient, no push, lambda unchanged
         if self.phase(position) == "pruning":
@@ -671,8 +652,6 @@ class AuxPruner:
                 total, base = state.bound_units
                 state.bound.set_required(total * (self._bound_fraction(state.position) - base))
             state.bound.apply(self._set.aux)
-        if self._average is not None and state.position is not None and self.phase(state.position) == "pruning":
-            self._average.update(self._set.aux, state.position)
         gates = self._set.hard_gates()
         opened = self._set.open_entries(gates)
         with torch.no_grad():
@@ -683,17 +662,6 @@ class AuxPruner:
         if state.keeper is not None:
             state.keeper.update(change)
         state.gates, state.open = gates, opened
-
-    def _decide(self, state: _StepState) -> None:
-        """At the freeze: the masks with the largest averages stay open, at the kept fraction reached (one sync)."""
-        assert self._average is not None
-        if state.bound is None:
-            return
-        total, base = state.bound_units
-        reached = float(self._kept_fraction(state))
-        self._average.decide(self._set.aux, state.bound, total * (reached - base))
-        if self._floor is not None:
-            self._floor.apply(self._set.aux)
 
     def _lambda_for_step(self, position: float, state: _StepState) -> float | torch.Tensor:
         if self.controller is None:
@@ -859,7 +827,6 @@ class AuxPruner:
             "target_tolerance": self.target_tolerance,
             "ramp_tolerance": self.ramp_tolerance,
             "hysteresis": self.hysteresis,
-            "average_window": self.average_window,
             "cost_aware": self.cost_aware,
             "min_units": self.min_units,
             "min_unit_fraction": self.min_unit_fraction,
@@ -908,7 +875,6 @@ class AuxPruner:
             "version": STATE_VERSION,
             "events": self.events.state_dict(),
             "controller": self.controller.state_dict() if self.controller is not None else None,
-            "average": self._average.state_dict() if self._average is not None else None,
             **self.settings(),
         }
 
@@ -936,8 +902,6 @@ class AuxPruner:
         saved = state.get("controller")
         if self.controller is not None and saved is not None:
             self.controller.load_state_dict(saved)
-        if self._average is not None and state.get("average") is not None:
-            self._average.load_state_dict(state["average"], self._set.device if self.masks else None)
         elif (self.controller is None) != (saved is None):
             differences.append(
                 "the checkpoint was trained "
