@@ -78,6 +78,7 @@ CONFIGS = [
     {"aux_optimizer": "sgd", "aux_lr": 0.1},
     {"aux_optimizer": "normalized_sgd", "regularizer": "l1", "ste": "softplus"},
     {"weight_grad": "unmasked", "ste": "identity"},
+    {"target_sparsity": 0.5, "ramp": 10, "hysteresis": 0.1},
 ]
 
 
@@ -172,11 +173,40 @@ def test_the_pruner_needs_its_masks_first():
         ({"target_sparsity": 0.5}, "needs to know when to reach it"),
         ({"include": ["fc("]}, "include pattern 'fc\\(' is not a valid regex"),
         ({"layer_types": ["Dense"]}, "Unsupported layer type"),
+        ({"hysteresis": -0.1}, "hysteresis=-0.1 must be >= 0"),
+        ({"hysteresis": float("nan")}, "hysteresis=nan must be a finite number"),
     ],
 )
 def test_bad_settings_are_refused_at_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):
         AuxPruner(**kwargs)
+
+
+def test_hysteresis_moves_masks_that_change_state_past_zero():
+    def flips(hysteresis):
+        torch.manual_seed(0)
+        model = Net()
+        pruner = AuxPruner(strength=5e-2, aux_lr=0.4, init_scale=0.2, aux_optimizer="sgd", hysteresis=hysteresis)
+        pruner.attach(model)
+        states = []
+        for step, (x, y) in enumerate(batches(12)):
+            before = [m.aux.detach().clone() for m in pruner.masks.values()]
+            nn.functional.cross_entropy(model(x), y).backward()
+            pruner.before_optimizer_step(float(step))
+            pruner.after_optimizer_step()
+            for old, mask in zip(before, pruner.masks.values(), strict=True):
+                states.append((old, mask.aux.detach().clone()))
+        closed = torch.cat([new[(old > 0) & (new <= 0)] for old, new in states])
+        reopened = torch.cat([new[(old <= 0) & (new > 0)] for old, new in states])
+        return closed, reopened, pruner.metrics(12.0)
+
+    closed, reopened, plain = flips(0.0)
+    assert plain["auxprune/recovered_total"] > 0 and closed.max() > -0.1  # masks flicker around zero
+    h = 0.03
+    closed, reopened, sticky = flips(h)
+    assert closed.numel() > 0 and reopened.numel() > 0
+    assert (closed <= -h).all() and (reopened >= h).all()
+    assert sticky["auxprune/recovered_total"] < plain["auxprune/recovered_total"]
 
 
 def test_state_round_trip_continues_counting_and_lambda():
