@@ -1,10 +1,13 @@
 import json
 
 import pytest
+import torch
 
 from benchmarks import latency, sparse_linear
 from benchmarks.harness import Record, append_record, architecture, load_records
-from lightning_auxprune.export.shrink import layer_widths
+from lightning_auxprune.export.shrink import layer_widths, shrink
+from lightning_auxprune.options import MaskOptions
+from lightning_auxprune.patch import patch_model
 
 
 def test_latency_quick_closing(tmp_path):
@@ -178,3 +181,22 @@ def test_records_match_compares_shared_runs_digit_for_digit(tmp_path, capsys):
     assert records_match.main([str(first), str(third)]) == 1
     assert "accuracy 0.9 != 0.9000001" in capsys.readouterr().out
     assert records_match.main([str(first), str(tmp_path / "none.jsonl")]) == 1  # nothing shared proves nothing
+
+
+def test_a_vit_record_with_closed_heads_rebuilds():
+    torch.manual_seed(0)
+    model = latency.Wrapped("vit")
+    masks = patch_model(model, ["net.blocks.0.attn", "net.blocks.1.fc1"], MaskOptions(granularity="neuron"))
+    with torch.no_grad():
+        masks["net.blocks.0.attn"].aux[:3] = -1.0  # 1 of 4 heads left
+        masks["net.blocks.1.fc1"].aux[:100] = -1.0
+    deployed = shrink(model, torch.randn(2, 1, 28, 28)).model.net
+    fields = {"epochs": 1, "dense_accuracy": None, "accuracy": 0.9, "val_accuracy": 0.9, "compression": 2.0}
+    fields |= {"flops_ratio": 0.5, "step_time_ratio": None, "step_ms": 1.0, "train_images": 10}
+    record = Record("vit", "autoprune", 0.5, 0, **fields, variant="structured", **architecture(deployed))
+    rebuilt = latency.rebuild(record)
+    assert rebuilt.blocks[0].attn.num_heads == 1 and rebuilt.blocks[1].fc1.out_features == 92
+    assert layer_widths(rebuilt) == layer_widths(deployed)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+        k: v.shape for k, v in deployed.state_dict().items()
+    }
