@@ -52,8 +52,10 @@ test: lint typecheck docs unit
 # LeNet-5 and VGG-like (neuron, 10,000 training images) comparisons (3 seeds), the ablations, the switches, the per-step overhead (4 models, CPU, one thread), the speed of
 # shrunk models and of the CSR path. Writes benchmarks/results/* and the generated docs pages.
 # Neuron/filter pruning at equal FLOPs against Torch-Pruning's criteria (many CPU hours; resumable).
+# The ViT has no 25% budget: the recipe keeps a quarter of each layer's units, 26.1% of its FLOPs.
 bench-structured: data
 	$(PY) -m benchmarks.structured --models vgg resnet20 mobilenetv2 --seeds 0 1 2 $(STRUCTURED_ARGS)
+	$(PY) -m benchmarks.structured --models vit --budgets 0.5 0.35 --seeds 0 1 2 $(STRUCTURED_ARGS)
 
 bench: data
 	rm -f benchmarks/results/runs.jsonl benchmarks/results/ablation.jsonl benchmarks/results/switches.jsonl
@@ -70,6 +72,7 @@ bench: data
 	$(PY) -m examples.logging_gallery --data-dir $(DATA) --out docs/img/logging
 	$(PY) -m benchmarks.report
 	$(PY) -m benchmarks.latency --models vgg resnet20 --methods autoprune autoprune_final_bound tp_group_norm_oneshot tp_l1 --seeds 0 1
+	$(PY) -m benchmarks.latency --models vit --methods autoprune tp_l1 --seeds 0 1 --out benchmarks/results/latency_vit.json --markdown docs/latency_vit.md
 	$(PY) -m benchmarks.latency --round-to 8 --models vgg resnet20 --methods autoprune autoprune_final_bound tp_l1 --seeds 0 --out benchmarks/results/latency_round8.json --markdown docs/latency_round8.md
 	$(PY) -m benchmarks.latency --closing 0.5 --out benchmarks/results/latency_closing.json --markdown docs/latency_closing.md
 	$(PY) -m benchmarks.sparse_linear
