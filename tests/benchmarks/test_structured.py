@@ -107,7 +107,7 @@ def test_torch_pruning_keeps_a_vit_runnable():
     model = ImageClassifier(arch="vit")
     example = torch.zeros(1, 1, 28, 28)
     dense = count_flops(model, example)
-    callback = TorchPruningFlops("l1", {1: 0.6}, example, keep=["net.head"])
+    callback = TorchPruningFlops("l1", {1: 0.9}, example, keep=["net.head"])
 
     class Trainer:
         current_epoch = 1
@@ -118,4 +118,4 @@ def test_torch_pruning_keeps_a_vit_runnable():
     assert (attention.num_heads, attention.embed_dim) == (4, 96)  # heads and width intact
     assert model.net.blocks[0].fc1.out_features < 192  # the MLP's hidden units go
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
-    assert 0.5 < count_flops(model, example) / dense <= 0.6
+    assert 0.8 < count_flops(model, example) / dense <= 0.9
