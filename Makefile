@@ -69,6 +69,8 @@ bench: data
 	$(PY) -m benchmarks.spread --model lenet5 --setting 0.99
 	$(PY) -m benchmarks.spread --structured --model vgg --methods autoprune_final_bound --setting 0.35 --train-subset 10000 --threads 1 2
 	$(PY) -m benchmarks.spread --structured --model vgg --methods autoprune tp_group_norm_oneshot autoprune_slow_masks dense --setting 0.35 --train-subset 10000 --threads 1 2 3 4
+	$(PY) -m benchmarks.spread --structured --model vgg --methods autoprune_hysteresis --setting 0.35 --train-subset 10000 --threads 1 2 3 4
+	$(PY) -m benchmarks.spread --structured --model vgg --methods autoprune autoprune_hysteresis --seed 1 --setting 0.35 --train-subset 10000 --threads 1 2 3 4
 	$(PY) -m examples.logging_gallery --data-dir $(DATA) --out docs/img/logging
 	$(PY) -m benchmarks.report
 	$(PY) -m benchmarks.latency --models vgg resnet20 --methods autoprune autoprune_final_bound tp_group_norm_oneshot tp_l1 --seeds 0 1
