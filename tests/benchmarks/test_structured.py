@@ -12,6 +12,13 @@ from examples.classifier import ImageClassifier
 from lightning_auxprune.flops import count_flops
 
 
+class EpochOne:
+    """What TorchPruningFlops reads of a Trainer at the start of epoch 1."""
+
+    current_epoch = 1
+    strategy = type("S", (), {"setup_optimizers": staticmethod(lambda trainer: None)})()
+
+
 def test_quick_grid_writes_records_summary_and_plots(tmp_path, fake_data_dir):
     out, summary, md, plots = tmp_path / "runs.jsonl", tmp_path / "s.json", tmp_path / "s.md", tmp_path / "img"
     argv = ["--quick", "--models", "vgg", "--seeds", "0", "--methods", "autoprune", "tp_l1_oneshot"]
@@ -39,11 +46,7 @@ def test_torch_pruning_reaches_each_scheduled_budget(importance):
     callback = TorchPruningFlops(importance, {1: 0.6}, example, keep=["net.fc"])
     callback._batch = (torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,)))
 
-    class Trainer:
-        current_epoch = 1
-        strategy = type("S", (), {"setup_optimizers": staticmethod(lambda trainer: None)})()
-
-    callback.on_train_epoch_start(Trainer(), model)
+    callback.on_train_epoch_start(EpochOne(), model)
     assert count_flops(model, example) <= 0.6 * dense
     assert count_flops(model, example) > 0.45 * dense  # small steps: it stops near the budget
     assert model.net.fc.out_features == 10
@@ -109,11 +112,7 @@ def test_torch_pruning_keeps_a_vit_runnable():
     dense = count_flops(model, example)
     callback = TorchPruningFlops("l1", {1: 0.9}, example, keep=["net.head"])
 
-    class Trainer:
-        current_epoch = 1
-        strategy = type("S", (), {"setup_optimizers": staticmethod(lambda trainer: None)})()
-
-    callback.on_train_epoch_start(Trainer(), model)
+    callback.on_train_epoch_start(EpochOne(), model)
     attention = model.net.blocks[0].attn
     assert (attention.num_heads, attention.embed_dim) == (4, 96)  # heads and width intact
     assert model.net.blocks[0].fc1.out_features < 192  # the MLP's hidden units go
