@@ -450,7 +450,7 @@ class AuxPruner:
                 f"{kept.base:.1%} of the FLOPs. Prune more layers (include/exclude) or raise target_flops."
             )
         if self._floor is not None:
-            least = float(kept.batch(self._floor.floor_gates().unsqueeze(0))[0])
+            least = float(kept.batch(self._floor.floor_gates().to(self._set.device).unsqueeze(0))[0])
             if least > target:
                 raise UnreachableTargetError(
                     f"target_flops={target:g} cannot be reached: with every layer at its floor (min_units="
