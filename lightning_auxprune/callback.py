@@ -151,6 +151,10 @@ class AuxMaskPruning(Callback):
         min_units: Neuron granularity: units of each layer kept open at least.
         min_unit_fraction: Neuron granularity: fraction of each layer's units kept open at least
             (with ``min_units``: ``max(min_units, ceil(fraction * units))``).
+        min_uniform_share: Neuron granularity with a target: each layer keeps at least this
+            fraction of the units that cutting every layer alike to the target at the current
+            step would leave it (0: the masks share the budget between layers freely; 1: every
+            layer is cut alike and the masks choose only which units).
         keep_output_layer: Neuron granularity: leave the model's last Linear/Conv layer (the
             classifier) dense.
         coupled: Neuron granularity: one mask per group of coupled layers (residual additions,
@@ -213,6 +217,7 @@ class AuxMaskPruning(Callback):
         cost_aware: bool = True,
         min_units: int = 1,
         min_unit_fraction: float = 0.05,
+        min_uniform_share: float = 0.0,
         keep_output_layer: bool = True,
         coupled: bool = True,
         log_every_n_steps: int | None = None,

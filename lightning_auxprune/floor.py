@@ -79,19 +79,39 @@ class UnitFloor:
         parts = [torch.arange(n) < k for n, k in zip(self.units, self.counts, strict=True)]
         return torch.cat(parts).to(torch.float32) if parts else torch.zeros(0)
 
-    def apply(self, aux: Sequence[torch.Tensor]) -> None:
-        """Lift the ``k`` largest m of each layer that has fewer than ``k`` open units (in place, no sync)."""
-        if not aux or not self.enabled:
+    def apply(self, aux: Sequence[torch.Tensor], fraction: float = 0.0) -> None:
+        """Lift the ``k`` largest m of each layer that has fewer than ``k`` open units (in place, no sync).
+
+        Args:
+            aux: The layers' masks.
+            fraction: Keep at least ``ceil(fraction * units)`` open in each layer too (a floor
+                that moves, as ``min_uniform_share`` asks), in [0, 1].
+
+        Examples:
+            >>> import torch
+            >>> aux = [torch.tensor([2.0, -1.0, -3.0, -2.0])]
+            >>> UnitFloor([4], min_units=1, min_fraction=0.0, lift=0.5).apply(aux, fraction=0.5)
+            >>> aux[0].tolist()  # half the units: the best closed one reopens
+            [2.0, 0.5, -3.0, -2.0]
+
+        """
+        if not aux or not (self.enabled or fraction > 0):
             return
         device = aux[0].device
         if self._ranks.device != device:
             self._ranks, self._active, self._sizes = (t.to(device) for t in (self._ranks, self._active, self._sizes))
+        ranks, active, k = self._ranks, self._active, max(self.counts)
+        if fraction > 0:  # computed on the device from a host number: no copy, no sync
+            moving = torch.ceil(self._sizes.to(torch.float64) * fraction).to(self._sizes.dtype)
+            ranks = torch.maximum(ranks, torch.minimum(moving, self._sizes) - 1)
+            active = active | (moving > 0)
+            k = min(max(self.units), max(k, math.ceil(fraction * max(self.units)) + 1))
         with torch.no_grad():
             flat = [a.detach().reshape(-1) for a in aux]
             padded = pad_sequence(flat, batch_first=True, padding_value=-math.inf)
-            top = padded.topk(int(max(self.counts)), dim=1).values
-            kth = top.gather(1, self._ranks.unsqueeze(1)).squeeze(1)
-            threshold = torch.where((kth <= 0) & self._active, kth, math.inf)  # at the floor or above: none
+            top = padded.topk(int(k), dim=1).values
+            kth = top.gather(1, ranks.clamp_min(0).unsqueeze(1)).squeeze(1)
+            threshold = torch.where((kth <= 0) & active, kth, math.inf)  # at the floor or above: none
             every = torch.cat(flat)
             per_entry = threshold.repeat_interleave(self._sizes, output_size=every.numel())
             lifted = torch.where(every >= per_entry, every.clamp_min(self.lift), every)

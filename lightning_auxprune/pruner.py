@@ -86,6 +86,7 @@ from lightning_auxprune.restore import PrunedWeights
 from lightning_auxprune.schedule import PHASE_CODE, Phase, PruningSchedule, check_finite
 from lightning_auxprune.statistics import layer_stats, layer_table
 from lightning_auxprune.target_bound import StructuredBound, TargetBound
+from lightning_auxprune.uniform_share import UniformShare
 
 CONTROLLER_DEFAULTS: dict[str, float] = {"target_gain": 0.01, "target_p_gain": 2.0, "target_min_strength": 1e-9}
 STATE_VERSION = 2
@@ -164,6 +165,12 @@ class AuxPruner:
         min_units: Neuron granularity: units of each layer kept open at least (see
             [`lightning_auxprune.floor`][lightning_auxprune.floor]); 0 with ``min_unit_fraction=0`` lets a layer close.
         min_unit_fraction: Neuron granularity: fraction of each layer's units kept open at least.
+        min_uniform_share: Neuron granularity with a target: each layer keeps at least this
+            fraction of the units a uniform cut to the target at the current step would leave it
+            (see [`lightning_auxprune.uniform_share`][lightning_auxprune.uniform_share]), so the
+            layers' shares of the budget cannot drift far from run to run; in [0, 1], ``0``: the
+            masks share the budget freely, ``1``: every layer is cut alike and the masks choose
+            only which units.
         keep_output_layer: Neuron granularity: leave the model's output layer (its last
             Linear/Conv layer) dense, since its units are the model's outputs (classes).
         coupled: Neuron granularity: one mask per group of coupled layers (found by Torch-Pruning's
@@ -205,6 +212,7 @@ class AuxPruner:
         cost_aware: bool = True,
         min_units: int = 1,
         min_unit_fraction: float = 0.05,
+        min_uniform_share: float = 0.0,
         keep_output_layer: bool = True,
         coupled: bool = True,
     ) -> None:
@@ -220,6 +228,7 @@ class AuxPruner:
             target_p_gain=target_p_gain,
             target_min_strength=target_min_strength,
             hysteresis=hysteresis,
+            min_uniform_share=min_uniform_share,
         )
         self.options = MaskOptions(
             granularity=granularity,
@@ -256,6 +265,14 @@ class AuxPruner:
         if min_units < 0 or not 0.0 <= min_unit_fraction < 1.0:
             raise ValueError(f"min_units={min_units} must be >= 0 and min_unit_fraction={min_unit_fraction} in [0, 1).")
         self.min_units, self.min_unit_fraction = min_units, min_unit_fraction
+        if not 0.0 <= min_uniform_share <= 1.0:
+            raise ValueError(f"min_uniform_share={min_uniform_share} must be in [0, 1] (0: off).")
+        if min_uniform_share > 0 and (granularity != "neuron" or self.controller is None):
+            raise ValueError(
+                f"min_uniform_share={min_uniform_share} needs granularity='neuron' and a target (target_sparsity "
+                "or target_flops): it keeps each layer near its share of the target's ramp. Set it to 0 otherwise."
+            )
+        self.min_uniform_share = min_uniform_share
         if not 0.0 <= target_tolerance < 1.0:
             raise ValueError(
                 f"target_tolerance={target_tolerance} must be in [0, 1): the kept fraction's allowed shortfall."
@@ -278,6 +295,7 @@ class AuxPruner:
         self.left_dense: dict[str, str] = {}
         """Selected layers that [`attach`][lightning_auxprune.pruner.AuxPruner.attach] left without masks, with why."""
         self._floor: UnitFloor | None = None
+        self._share: UniformShare | None = None
         self.collapsed: list[str] = []
         """Layers with no open mask entry at the last [`metrics`][lightning_auxprune.pruner.AuxPruner.metrics]."""
 
@@ -432,11 +450,12 @@ class AuxPruner:
             floor = UnitFloor(
                 self._set.entry_counts, self.min_units, self.min_unit_fraction, 1e-3 * self.options.init_scale
             )
-            self._floor = floor if floor.enabled else None
+            self._floor = floor if floor.enabled or self.min_uniform_share > 0 else None
         if self._layer_flops is None:
             self._calls.attach(model)
         else:
             self._check_reachable(cast(KeptFlops, self.kept_flops()))
+        self._share = self._uniform_share() if self.min_uniform_share > 0 else None
         self.reset()
         return self.masks
 
@@ -563,6 +582,27 @@ class AuxPruner:
             self._state.bound_units = (float(self._set.total_weights), 0.0)
         return self._state
 
+    def _uniform_share(self) -> UniformShare:
+        """The uniform cuts' table of the controlled quantity (built once, when the masks are attached)."""
+        if self.target_metric == "flops":
+            kept = self.kept_flops()
+            assert kept is not None  # neuron masks trace the model: the FLOPs are known
+            return UniformShare(self._set.entry_counts, kept.batch, device=self._set.device)
+        return UniformShare(self._set.entry_counts, self._open_weight_share, device=self._set.device)
+
+    def _open_weight_share(self, gates: torch.Tensor) -> torch.Tensor:
+        """Kept fraction of the masked weights for each row of ``gates`` (``[J, entries]``)."""
+        parts = torch.split(gates, self._set.entry_counts, dim=1)
+        per_layer = torch.stack([part.sum(dim=1) for part in parts], dim=1).to(torch.float64)
+        return (per_layer @ self._set.fan_in.to(gates.device, torch.float64)) / self._set.total_weights
+
+    def _floor_fraction(self, state: _StepState) -> float:
+        """The moving floor's fraction of each layer's units at the latest step (0: none)."""
+        if self._share is None or state.position is None or self.controller is None:
+            return 0.0
+        kept = 1.0 - self.controller.target_at(state.position)
+        return self.min_uniform_share * self._share.fraction_for(kept)
+
     def _bound_fraction(self, position: float | None) -> float:
         """The least kept fraction allowed at ``position`` (``None``: after the ramp)."""
         assert self.controller is not None
@@ -646,7 +686,7 @@ class AuxPruner:
         if state.keeper is not None:
             state.keeper.restore(state.gates)
         if self._floor is not None:
-            self._floor.apply(self._set.aux)
+            self._floor.apply(self._set.aux, self._floor_fraction(state))
         if state.bound is not None:
             if self.ramp_tolerance is not None and self.controller is not None:
                 total, base = state.bound_units
@@ -830,6 +870,7 @@ class AuxPruner:
             "cost_aware": self.cost_aware,
             "min_units": self.min_units,
             "min_unit_fraction": self.min_unit_fraction,
+            "min_uniform_share": self.min_uniform_share,
             "keep_output_layer": self.keep_output_layer,
             "coupled": self.coupled,
         }

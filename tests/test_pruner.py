@@ -79,6 +79,7 @@ CONFIGS = [
     {"aux_optimizer": "normalized_sgd", "regularizer": "l1", "ste": "softplus"},
     {"weight_grad": "unmasked", "ste": "identity"},
     {"target_sparsity": 0.5, "ramp": 10, "hysteresis": 0.1},
+    {"target_flops": 0.6, "ramp": 10, "granularity": "neuron", "min_uniform_share": 1.0},
 ]
 
 

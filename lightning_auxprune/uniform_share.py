@@ -1,0 +1,75 @@
+"""Each layer's share of a target when every layer is cut alike: the reference for ``min_uniform_share``.
+
+Learned neuron masks decide two things at once: how the budget is shared between layers, and which
+units each layer keeps. The first is the fragile one: a small difference early on (another order
+of floating-point sums, as nondeterministic GPU kernels give) can tip a whole layer one way or the
+other, and two runs of one seed end with different widths. A uniform cut (every layer keeps the
+same fraction ``u`` of its units, as Torch-Pruning's per-layer ratio does) gives a stable
+reference: [`UniformShare`][lightning_auxprune.uniform_share.UniformShare] finds the ``u`` at which the
+kept quantity (FLOPs, or weights) equals the target at the current step, so that
+[`UnitFloor`][lightning_auxprune.floor.UnitFloor] can keep ``min_uniform_share * u`` of each layer's
+units open while the masks choose the rest.
+
+The kept quantity of uniform cuts is evaluated once, for a table of fractions, in one batched call;
+each step then interpolates in that table on the host, without touching the device.
+
+Examples:
+    >>> import torch
+    >>> # two layers of 4 and 2 units; the kept quantity is the open units' share
+    >>> share = UniformShare([4, 2], lambda gates: gates.sum(dim=1) / 6, steps=4)
+    >>> share.fraction_for(1.0), share.fraction_for(0.5), share.fraction_for(0.0)
+    (1.0, 0.5, 0.0)
+
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+
+class UniformShare:
+    """The fraction of units every layer keeps in the uniform cut that keeps a given quantity.
+
+    Args:
+        units: Units (mask entries) per layer.
+        kept: The kept quantity (a fraction of the dense one) of each row of a ``[J, entries]``
+            0/1 gate matrix, as a ``[J]`` tensor; monotone in the open units.
+        steps: The table's resolution: fractions ``0, 1/steps, ..., 1``.
+        device: Where the gate matrix is built for ``kept``.
+
+    """
+
+    def __init__(
+        self,
+        units: Sequence[int],
+        kept: Callable[[torch.Tensor], torch.Tensor],
+        steps: int = 128,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.fractions = [j / steps for j in range(steps + 1)]
+        rows = [torch.cat([torch.arange(n) < math.ceil(u * n) for n in units]) for u in self.fractions]
+        gates = torch.stack(rows).to(device=device, dtype=torch.float32)
+        values = kept(gates).tolist()  # one read, when the table is built
+        self.kept = [max(values[: j + 1]) for j in range(len(values))]  # non-decreasing, whatever the rounding
+
+    def fraction_for(self, quantity: float) -> float:
+        """The least fraction ``u`` whose uniform cut keeps ``quantity`` (interpolated), in [0, 1].
+
+        Examples:
+            >>> share = UniformShare([10], lambda gates: (gates.sum(dim=1) / 10) ** 2, steps=10)
+            >>> round(share.fraction_for(0.25), 3)  # a layer feeding a layer: FLOPs ~ u squared
+            0.5
+
+        """
+        j = bisect.bisect_left(self.kept, quantity)
+        if j == 0:
+            return self.fractions[0]
+        if j == len(self.kept):
+            return self.fractions[-1]
+        low, high = self.kept[j - 1], self.kept[j]
+        part = (quantity - low) / (high - low) if high > low else 1.0
+        return self.fractions[j - 1] + part * (self.fractions[j] - self.fractions[j - 1])
