@@ -13,6 +13,11 @@ Methods (:data:`METHODS`, each defined once):
   masks, the cost-aware push, per-layer normalised SGD on M, a lambda floor, the kept FLOPs
   held within 5% of the ramp and a quarter of each layer's units kept (:data:`NEURON_M`);
 * ``autoprune_low_floor``: the same with 5% of each layer's units kept at least (not a quarter);
+* ``autoprune_uniform``: the same with every layer held at least at the share of its units a
+  uniform cut to the ramp's target leaves it (``min_uniform_share=1``): the masks choose which
+  units, the layers' widths follow the uniform cut;
+* ``autoprune_early_freeze``: the same with the masks frozen at half the epochs (the target
+  reached an epoch before), so half the run fine-tunes a fixed network;
 * ``autoprune_final_bound``: the recipe before the bound along the ramp and the quarter floor
   (kept FLOPs bounded at 0.75 x the budget, at the end only; 5% of each layer's units); its
   ablations ``autoprune_exact`` / ``autoprune_sgd`` / ``autoprune_uncoupled`` /
@@ -55,7 +60,7 @@ from examples.classifier import ImageClassifier
 from lightning_auxprune import AuxMaskPruning, shrink
 from lightning_auxprune.flops import count_flops
 from lightning_auxprune.layer_selection import output_layer
-from lightning_auxprune.presets import recipe_schedule
+from lightning_auxprune.presets import recipe_schedule, recipe_settings
 
 MODELS = {"vgg": 8, "resnet20": 8, "mobilenetv2": 8, "vit": 8}
 """Architectures and their epoch budget (the same for every method)."""
@@ -101,6 +106,17 @@ def _autoprune(**overrides: Any) -> Callable[[ImageClassifier, float, int], list
     return build
 
 
+def _early_freeze(model: ImageClassifier, budget: float, epochs: int) -> list[Callback]:
+    """The recipe with the target reached at epoch 3 and the masks frozen at 4 (the recipe: 4 and 6 of 8).
+
+    Half the epochs are then left to fine-tune a fixed network, as for Torch-Pruning's one-shot cut.
+    The recipe fixes its schedule, so this builds the callback from the recipe's settings.
+    """
+    settings = recipe_settings(epochs, target_flops=budget, overrides={"granularity": "neuron", **NEURON_M})
+    settings.update(warmup=1.0, ramp=max(1, epochs // 2 - 2), freeze=max(2, epochs // 2), print_table=False)
+    return [AuxMaskPruning(**settings)]
+
+
 def _torch_pruning(importance: str, oneshot: bool) -> Callable[[ImageClassifier, float, int], list[Callback]]:
     def build(model: ImageClassifier, budget: float, epochs: int) -> list[Callback]:
         last = recipe_schedule(epochs)["freeze"]  # AutoPrune's masks freeze here too
@@ -132,6 +148,15 @@ METHODS: dict[str, Method] = {
     "autoprune_hysteresis": Method(
         "as autoprune, a mask that closes or reopens is moved 0.25 past zero (hysteresis=0.25)",
         _autoprune(hysteresis=0.25),
+    ),
+    "autoprune_uniform": Method(
+        "as autoprune, every layer keeps at least the units a uniform cut to the ramp's target leaves it "
+        "(min_uniform_share=1): the masks choose which units, not how many per layer",
+        _autoprune(min_uniform_share=1.0),
+    ),
+    "autoprune_early_freeze": Method(
+        "as autoprune, the target reached at epoch 3 and the masks frozen at 4 of 8 (half the run fine-tunes)",
+        _early_freeze,
     ),
     "autoprune_final_bound": Method(
         "as autoprune, bounded only at the end, at 0.75 x the budget (the recipe before ramp_tolerance)",

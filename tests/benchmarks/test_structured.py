@@ -89,6 +89,18 @@ def test_the_benchmarked_autoprune_is_the_neuron_recipe():
     assert RECIPE_DEFAULTS["neuron"] == NEURON_M
 
 
+def test_the_spread_variants_change_only_what_they_name():
+    model = ImageClassifier(arch="vgg")
+    recipe, uniform, early = (
+        structured.METHODS[name].callbacks(model, 0.35, 8)[0].pruner.hparams()
+        for name in ("autoprune", "autoprune_uniform", "autoprune_early_freeze")
+    )
+    assert {k for k in recipe if recipe[k] != uniform[k]} == {"min_uniform_share"}
+    assert uniform["min_uniform_share"] == 1.0
+    assert {k for k in recipe if recipe[k] != early[k]} == {"ramp", "freeze", "target_end"}
+    assert (early["warmup"], early["ramp"], early["freeze"]) == (recipe["warmup"], 2, 4)
+
+
 def test_paired_prints_each_pair_and_the_mean(tmp_path, capsys):
     from benchmarks.harness import Record, append_record
 
