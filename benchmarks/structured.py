@@ -18,6 +18,8 @@ Methods (:data:`METHODS`, each defined once):
   units, the layers' widths follow the uniform cut;
 * ``autoprune_early_freeze``: the same with the masks frozen at half the epochs (the target
   reached an epoch before), so half the run fine-tunes a fixed network;
+* ``autoprune_late``: the same, dense until 3/8 of the epochs and at the target by half of them
+  (where the one-shot peers cut), the masks frozen an epoch later;
 * ``autoprune_final_bound``: the recipe before the bound along the ramp and the quarter floor
   (kept FLOPs bounded at 0.75 x the budget, at the end only; 5% of each layer's units); its
   ablations ``autoprune_exact`` / ``autoprune_sgd`` / ``autoprune_uncoupled`` /
@@ -90,15 +92,19 @@ FINAL_BOUND = {"ramp_tolerance": None, "target_tolerance": 0.25, "min_unit_fract
 below that names ``autoprune_final_bound`` ran with it."""
 
 
+Builder = Callable[[ImageClassifier, float, int], list[Callback]]
+"""``(model, budget, epochs) -> callbacks``: how a method is set up for one run."""
+
+
 @dataclass(frozen=True)
 class Method:
     """One benchmarked method: what it is, and the callbacks that run it within a budget."""
 
     description: str
-    callbacks: Callable[[ImageClassifier, float, int], list[Callback]]
+    callbacks: Builder
 
 
-def _autoprune(**overrides: Any) -> Callable[[ImageClassifier, float, int], list[Callback]]:
+def _autoprune(**overrides: Any) -> Builder:
     def build(model: ImageClassifier, budget: float, epochs: int) -> list[Callback]:
         settings = {**NEURON_M, "print_table": False, **overrides}
         return [AuxMaskPruning.recipe(max_epochs=epochs, target_flops=budget, granularity="neuron", **settings)]
@@ -106,18 +112,31 @@ def _autoprune(**overrides: Any) -> Callable[[ImageClassifier, float, int], list
     return build
 
 
-def _early_freeze(model: ImageClassifier, budget: float, epochs: int) -> list[Callback]:
-    """The recipe with the target reached at epoch 3 and the masks frozen at 4 (the recipe: 4 and 6 of 8).
+def _rescheduled(schedule: Callable[[int], dict[str, float]]) -> Builder:
+    """The recipe with another schedule (``epochs -> warmup, ramp, freeze``).
 
-    Half the epochs are then left to fine-tune a fixed network, as for Torch-Pruning's one-shot cut.
     The recipe fixes its schedule, so this builds the callback from the recipe's settings.
     """
-    settings = recipe_settings(epochs, target_flops=budget, overrides={"granularity": "neuron", **NEURON_M})
-    settings.update(warmup=1.0, ramp=max(1, epochs // 2 - 2), freeze=max(2, epochs // 2), print_table=False)
-    return [AuxMaskPruning(**settings)]
+
+    def build(model: ImageClassifier, budget: float, epochs: int) -> list[Callback]:
+        settings = recipe_settings(epochs, target_flops=budget, overrides={"granularity": "neuron", **NEURON_M})
+        settings.update(schedule(epochs), print_table=False)
+        return [AuxMaskPruning(**settings)]
+
+    return build
 
 
-def _torch_pruning(importance: str, oneshot: bool) -> Callable[[ImageClassifier, float, int], list[Callback]]:
+def _early_freeze(epochs: int) -> dict[str, float]:
+    """Target at ``epochs / 2 - 1``, masks frozen at ``epochs / 2`` (8 epochs: 3 and 4; the recipe: 4 and 6)."""
+    return {"warmup": 1.0, "ramp": max(1, epochs // 2 - 2), "freeze": max(2, epochs // 2)}
+
+
+def _late_cut(epochs: int) -> dict[str, float]:
+    """Dense until ``epochs / 2 - 1``, the target an epoch later (where the one-shot peers cut), frozen one after."""
+    return {"warmup": max(1, epochs // 2 - 1), "ramp": 1, "freeze": epochs // 2 + 1}
+
+
+def _torch_pruning(importance: str, oneshot: bool) -> Builder:
     def build(model: ImageClassifier, budget: float, epochs: int) -> list[Callback]:
         last = recipe_schedule(epochs)["freeze"]  # AutoPrune's masks freeze here too
         if oneshot:
@@ -156,7 +175,12 @@ METHODS: dict[str, Method] = {
     ),
     "autoprune_early_freeze": Method(
         "as autoprune, the target reached at epoch 3 and the masks frozen at 4 of 8 (half the run fine-tunes)",
-        _early_freeze,
+        _rescheduled(_early_freeze),
+    ),
+    "autoprune_late": Method(
+        "as autoprune, dense for 3 of 8 epochs, the target reached at 4 (where the one-shot peers cut), masks "
+        "frozen at 5",
+        _rescheduled(_late_cut),
     ),
     "autoprune_final_bound": Method(
         "as autoprune, bounded only at the end, at 0.75 x the budget (the recipe before ramp_tolerance)",

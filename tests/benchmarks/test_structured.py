@@ -91,14 +91,16 @@ def test_the_benchmarked_autoprune_is_the_neuron_recipe():
 
 def test_the_spread_variants_change_only_what_they_name():
     model = ImageClassifier(arch="vgg")
-    recipe, uniform, early = (
+    recipe, uniform, early, late = (
         structured.METHODS[name].callbacks(model, 0.35, 8)[0].pruner.hparams()
-        for name in ("autoprune", "autoprune_uniform", "autoprune_early_freeze")
+        for name in ("autoprune", "autoprune_uniform", "autoprune_early_freeze", "autoprune_late")
     )
     assert {k for k in recipe if recipe[k] != uniform[k]} == {"min_uniform_share"}
     assert uniform["min_uniform_share"] == 1.0
     assert {k for k in recipe if recipe[k] != early[k]} == {"ramp", "freeze", "target_end"}
     assert (early["warmup"], early["ramp"], early["freeze"]) == (recipe["warmup"], 2, 4)
+    assert {k for k in recipe if recipe[k] != late[k]} == {"warmup", "ramp", "freeze"}  # the target at 4 as before
+    assert (late["warmup"], late["ramp"], late["freeze"]) == (3, 1, 5)
 
 
 def test_paired_prints_each_pair_and_the_mean(tmp_path, capsys):
