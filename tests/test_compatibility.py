@@ -299,3 +299,34 @@ def test_sharded_strategies_are_refused(name):
     trainer = SimpleNamespace(strategy=strategy, callbacks=[])
     with pytest.raises(Exception, match=f"does not support {name} yet.*Use strategy='ddp'"):
         AuxMaskPruning(print_table=False).setup(trainer, TinyNet(), "fit")
+
+
+def test_deterministic_training_repeats_neuron_pruning_exactly(tmp_path):
+    """``Trainer(deterministic=True)`` turns on ``torch.use_deterministic_algorithms``: no op of the
+    masks' step, floor, bound or FLOPs count may refuse it, and two runs of one seed agree bit for bit."""
+
+    def run(folder):
+        L.seed_everything(0)
+        cb = AuxMaskPruning(
+            granularity="neuron",
+            target_flops=0.5,
+            warmup=2,
+            ramp=8,
+            aux_optimizer="normalized_sgd",
+            aux_lr=0.2,
+            strength=1e-2,
+            min_uniform_share=0.5,
+            interval="step",
+            print_table=False,
+        )
+        tiny_trainer(tmp_path / folder, 2, [cb], deterministic=True).fit(TinyNet(), toy_loader())
+        assert torch.are_deterministic_algorithms_enabled()
+        return [mask.aux.detach().clone() for mask in cb.masks.values()], cb.pruner.metrics(16.0)
+
+    try:
+        first, metrics = run("a")
+        second, _ = run("b")
+    finally:
+        torch.use_deterministic_algorithms(False)  # Lightning leaves it on after fit
+    assert metrics["auxprune/flops_ratio"] < 0.9  # it pruned
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
