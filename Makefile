@@ -71,6 +71,9 @@ bench: data
 	$(PY) -m benchmarks.spread --structured --model vgg --methods autoprune tp_group_norm_oneshot autoprune_slow_masks dense --setting 0.35 --train-subset 10000 --threads 1 2 3 4
 	$(PY) -m benchmarks.spread --structured --model vgg --methods autoprune_hysteresis --setting 0.35 --train-subset 10000 --threads 1 2 3 4
 	$(PY) -m benchmarks.spread --structured --model vgg --methods autoprune autoprune_hysteresis --seed 1 --setting 0.35 --train-subset 10000 --threads 1 2 3 4
+	$(PY) -m benchmarks.spread --structured --model vgg --methods autoprune_uniform tp_l1 autoprune_early_freeze autoprune_late --setting 0.35 --train-subset 10000 --threads 1 2 3 4
+	$(PY) -m benchmarks.spread --structured --model vgg --methods autoprune_uniform tp_l1 --seed 1 --setting 0.35 --train-subset 10000 --threads 1 2 3 4
+	$(PY) -m benchmarks.spread --structured --model vgg --methods autoprune tp_l1 autoprune_uniform --seed 2 --setting 0.35 --train-subset 10000 --threads 1 2 3 4
 	$(PY) -m examples.logging_gallery --data-dir $(DATA) --out docs/img/logging
 	$(PY) -m benchmarks.report
 	$(PY) -m benchmarks.latency --models vgg resnet20 --methods autoprune autoprune_final_bound tp_group_norm_oneshot tp_l1 --seeds 0 1

@@ -11,7 +11,7 @@ kept quantity (FLOPs, or weights) equals the target at the current step, so that
 units open while the masks choose the rest.
 
 The kept quantity of uniform cuts is evaluated once, for a table of fractions, in one batched call;
-each step then interpolates in that table on the host, without touching the device.
+each step then looks the fraction up in that table on the host, without touching the device.
 
 Examples:
     >>> import torch
@@ -57,19 +57,17 @@ class UniformShare:
         self.kept = [max(values[: j + 1]) for j in range(len(values))]  # non-decreasing, whatever the rounding
 
     def fraction_for(self, quantity: float) -> float:
-        """The least fraction ``u`` whose uniform cut keeps ``quantity`` (interpolated), in [0, 1].
+        """The largest fraction ``u`` of the table whose uniform cut keeps at most ``quantity``, in [0, 1].
+
+        Rounded down to the table, so that a floor of ``ceil(u * units)`` per layer never keeps more
+        than ``quantity`` by itself, even where a layer of few units (4 attention heads) makes the
+        kept quantity jump between neighbouring fractions.
 
         Examples:
             >>> share = UniformShare([10], lambda gates: (gates.sum(dim=1) / 10) ** 2, steps=10)
-            >>> round(share.fraction_for(0.25), 3)  # a layer feeding a layer: FLOPs ~ u squared
-            0.5
+            >>> share.fraction_for(0.25), share.fraction_for(0.3)  # a layer feeding a layer: FLOPs ~ u squared
+            (0.5, 0.5)
 
         """
-        j = bisect.bisect_left(self.kept, quantity)
-        if j == 0:
-            return self.fractions[0]
-        if j == len(self.kept):
-            return self.fractions[-1]
-        low, high = self.kept[j - 1], self.kept[j]
-        part = (quantity - low) / (high - low) if high > low else 1.0
-        return self.fractions[j - 1] + part * (self.fractions[j] - self.fractions[j - 1])
+        j = bisect.bisect_right(self.kept, quantity + 1e-12)
+        return self.fractions[max(j - 1, 0)]
