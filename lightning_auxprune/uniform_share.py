@@ -1,14 +1,14 @@
 """Each layer's share of a target when every layer is cut alike: the reference for ``min_uniform_share``.
 
 Learned neuron masks decide two things at once: how the budget is shared between layers, and which
-units each layer keeps. The first is the fragile one: a small difference early on (another order
-of floating-point sums, as nondeterministic GPU kernels give) can tip a whole layer one way or the
-other, and two runs of one seed end with different widths. A uniform cut (every layer keeps the
-same fraction ``u`` of its units, as Torch-Pruning's per-layer ratio does) gives a stable
-reference: [`UniformShare`][lightning_auxprune.uniform_share.UniformShare] finds the ``u`` at which the
-kept quantity (FLOPs, or weights) equals the target at the current step, so that
-[`UnitFloor`][lightning_auxprune.floor.UnitFloor] can keep ``min_uniform_share * u`` of each layer's
-units open while the masks choose the rest.
+units each layer keeps. The first can tip either way on a small difference: two runs of one seed
+that differ only in the order of floating-point sums (as nondeterministic GPU kernels give) ended
+with 18 and 32 of the 64 channels of one layer of the VGG-like CNN. A uniform cut (every layer
+keeps the same fraction ``u`` of its units, as Torch-Pruning's per-layer ratio does) is a
+reference that rounding cannot move: [`UniformShare`][lightning_auxprune.uniform_share.UniformShare]
+finds the ``u`` whose cut keeps the target at the current step, so that
+[`UnitFloor`][lightning_auxprune.floor.UnitFloor] can keep ``min_uniform_share * u`` of each
+layer's units open while the masks choose the rest.
 
 The kept quantity of uniform cuts is evaluated once, for a table of fractions, in one batched call;
 each step then looks the fraction up in that table on the host, without touching the device.
