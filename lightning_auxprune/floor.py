@@ -62,6 +62,7 @@ class UnitFloor:
         self._ranks = torch.tensor([max(k, 1) - 1 for k in self.counts])
         self._active = torch.tensor([k > 0 for k in self.counts])
         self._sizes = torch.tensor(self.units)
+        self._sizes_f64 = self._sizes.to(torch.float64)  # for the moving floor's ceil, cast once
 
     @property
     def enabled(self) -> bool:
@@ -99,10 +100,11 @@ class UnitFloor:
             return
         device = aux[0].device
         if self._ranks.device != device:
-            self._ranks, self._active, self._sizes = (t.to(device) for t in (self._ranks, self._active, self._sizes))
+            tensors = (self._ranks, self._active, self._sizes, self._sizes_f64)
+            self._ranks, self._active, self._sizes, self._sizes_f64 = (t.to(device) for t in tensors)
         ranks, active, k = self._ranks, self._active, max(self.counts)
         if fraction > 0:  # computed on the device from a host number: no copy, no sync
-            moving = torch.ceil(self._sizes.to(torch.float64) * fraction).to(self._sizes.dtype)
+            moving = torch.ceil(self._sizes_f64 * fraction).to(self._sizes.dtype)
             ranks = torch.maximum(ranks, torch.minimum(moving, self._sizes) - 1)
             active = active | (moving > 0)
             k = min(max(self.units), max(k, math.ceil(fraction * max(self.units)) + 1))
