@@ -67,6 +67,8 @@ from lightning_auxprune.presets import recipe_schedule, recipe_settings
 MODELS = {"vgg": 8, "resnet20": 8, "mobilenetv2": 8, "vit": 8}
 """Architectures and their epoch budget (the same for every method)."""
 BUDGETS = [0.5, 0.35, 0.25]
+FULL_TRAIN_IMAGES = 60_000
+"""Fashion-MNIST's training split, before the validation images (``--val-size``) are held out."""
 EXAMPLE_SHAPE = (1, 1, 28, 28)
 NEURON_M = {
     "aux_optimizer": "normalized_sgd",
@@ -265,6 +267,11 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     summary: dict[str, dict[str, Any]] = {}
     for model in sorted({r["model"] for r in records}):
         rows = [r for r in records if r["model"] == model]
+        if len({r["train_images"] for r in rows}) > 1:
+            raise ValueError(
+                f"{model}: runs on {sorted({r['train_images'] for r in rows})} training images in one results file; "
+                "a summary compares one training set: keep each in its own --out."
+            )
         dense_by_seed = {r["seed"]: r["accuracy"] for r in rows if r["method"] == "dense"}
         if not dense_by_seed:
             continue
@@ -390,8 +397,41 @@ def print_paired(records: list[dict[str, Any]], method: str, other: str) -> None
     print(f"{method} - {other}: {100 * statistics.mean(p[3] for p in pairs):+.2f} pt over {len(pairs)} paired runs")
 
 
-def main(argv: list[str] | None = None) -> list[Record]:
-    """Run the grid (dense first per model and seed), then write the summary."""
+def jobs(args: argparse.Namespace) -> list[tuple[str, str, float, int, int]]:
+    """``(model, method, budget, seed, epochs)`` of every run asked for, dense first per model and seed.
+
+    With ``args.reverse`` the same list last to first: two processes given the same grid, one of
+    them reversed, share it without training a run twice (but for the one they meet on).
+    """
+    grid = [
+        (model_name, method, budget, seed, args.epochs or epochs)
+        for model_name, epochs in MODELS.items()
+        if model_name in args.models
+        for seed in args.seeds
+        for method, budget in [("dense", 0.0)] + [(m, b) for m in args.methods for b in args.budgets]
+    ]
+    return grid[::-1] if args.reverse else grid
+
+
+def check_training_set(stored: Record, args: argparse.Namespace, out: Path) -> None:
+    """Refuse to reuse a stored run that trained on another number of images than this command asks for.
+
+    A run is keyed by model, method, budget, seed and epochs: the training set is not in the key,
+    so a grid on the full data given the results file of the 10,000-image subset would otherwise
+    report the subset's runs as its own.
+    """
+    remaining = FULL_TRAIN_IMAGES - args.val_size
+    asked = remaining if args.train_subset is None else min(args.train_subset, remaining)
+    if stored.train_images != asked:
+        raise SystemExit(
+            f"{out} holds {stored.model} / {stored.method} / budget {stored.setting} / seed {stored.seed} trained on "
+            f"{stored.train_images:,} images; this command trains on {asked:,}: give it its own --out "
+            "(and --summary, --markdown) for this training set."
+        )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (``--quick`` applied)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
@@ -405,33 +445,39 @@ def main(argv: list[str] | None = None) -> list[Record]:
         "--paired", nargs=2, metavar=("METHOD", "OTHER"), help="only print METHOD's validation accuracy minus OTHER's"
     )
     parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images, one budget")
+    parser.add_argument(
+        "--reverse",
+        action="store_true",
+        help="run the jobs last to first: a second process on the same --out meets the first one halfway",
+    )
     add_training_data(parser)
     add_accelerator(parser)
     args = parser.parse_args(argv)
     if args.quick:
         apply_quick(args)
         args.budgets = args.budgets[:1]
+    return args
+
+
+def main(argv: list[str] | None = None) -> list[Record]:
+    """Run the grid (dense first per model and seed), then write the summary."""
+    args = parse_args(argv)
     out = Path(args.out)
     if args.paired:
         print_paired([asdict(r) for r in load_records(out).values() if r.variant == "structured"], *args.paired)
         return []
     records: list[Record] = []
     if not args.report:
-        done = load_records(out)
-        for model_name, epochs in MODELS.items():
-            if model_name not in args.models:
+        for model_name, method, budget, seed, epochs in jobs(args):
+            # read before every run: another process may share --out and have finished this one
+            stored = load_records(out).get((model_name, method, budget, seed, epochs, "structured"))
+            if stored is not None:
+                check_training_set(stored, args, out)
+                records.append(stored)
                 continue
-            epochs = args.epochs or epochs
-            for seed in args.seeds:
-                jobs = [("dense", 0.0)] + [(m, b) for m in args.methods for b in args.budgets]
-                for method, budget in jobs:
-                    key = (model_name, method, budget, seed, epochs, "structured")
-                    if key in done:
-                        records.append(done[key])
-                        continue
-                    record = run(model_name, method, budget, seed, args)
-                    append_record(out, record)
-                    records.append(record)
+            record = run(model_name, method, budget, seed, args)
+            append_record(out, record)
+            records.append(record)
     summary = aggregate([asdict(r) for r in load_records(out).values() if r.variant == "structured"])
     write_output(args.summary, json.dumps(summary, indent=2))
     write_output(

@@ -103,6 +103,46 @@ def test_the_spread_variants_change_only_what_they_name():
     assert (late["warmup"], late["ramp"], late["freeze"]) == (3, 1, 5)
 
 
+def _stored(out, model, method, setting, seed, epochs, train_images):
+    from benchmarks.harness import Record, append_record
+
+    base = {"dense_accuracy": None, "accuracy": 0.9, "val_accuracy": 0.9, "compression": 2.0, "flops_ratio": 0.5}
+    base |= {"step_time_ratio": None, "step_ms": 1.0, "train_images": train_images, "variant": "structured"}
+    append_record(out, Record(model, method, setting, seed, epochs, **base))
+
+
+def test_reverse_runs_the_same_grid_last_to_first():
+    argv = ["--models", "vgg", "vit", "--methods", "autoprune", "tp_l1", "--budgets", "0.5", "0.25"]
+    argv += ["--seeds", "0", "1"]
+    forward = structured.jobs(structured.parse_args(argv))
+    backward = structured.jobs(structured.parse_args([*argv, "--reverse"]))
+    assert backward == forward[::-1] and len(set(forward)) == 2 * 2 * (1 + 2 * 2)
+    assert forward[0] == ("vgg", "dense", 0.0, 0, 8) and forward[5] == ("vgg", "dense", 0.0, 1, 8)
+
+
+def test_stored_runs_are_reused_only_for_the_same_training_set(tmp_path, fake_data_dir, monkeypatch):
+    out = tmp_path / "runs.jsonl"
+    argv = ["--quick", "--models", "vgg", "--seeds", "0", "--methods", "autoprune", "--data-dir", str(fake_data_dir)]
+    argv += ["--out", str(out), "--summary", str(tmp_path / "s.json"), "--markdown", str(tmp_path / "s.md")]
+    argv += ["--plots", str(tmp_path / "img")]
+    monkeypatch.setattr(structured, "run", lambda *a, **k: pytest.fail("a stored run was trained again"))
+    _stored(out, "vgg", "dense", 0.0, 0, 2, 400)  # --quick: 2 epochs on 400 images
+    _stored(out, "vgg", "autoprune", 0.5, 0, 2, 400)
+    assert [r.method for r in structured.main(argv)] == ["dense", "autoprune"]
+    _stored(out, "vgg", "dense", 0.0, 0, 2, 10_000)  # the same run on the 10,000-image subset
+    with pytest.raises(SystemExit, match="trained on 10,000 images; this command trains on 400"):
+        structured.main(argv)
+
+
+def test_a_summary_refuses_two_training_sets_of_one_model():
+    rows = [
+        {"model": "vgg", "method": "dense", "setting": 0.0, "seed": 0, "accuracy": 0.9, "train_images": n}
+        for n in (10_000, 55_000)
+    ]
+    with pytest.raises(ValueError, match=r"\[10000, 55000\] training images"):
+        structured.aggregate(rows)
+
+
 def test_paired_prints_each_pair_and_the_mean(tmp_path, capsys):
     from benchmarks.harness import Record, append_record
 
