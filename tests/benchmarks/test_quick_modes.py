@@ -165,6 +165,7 @@ def test_spread_quick_resumes(tmp_path, fake_data_dir):
     assert len(spread.main(argv)) == 4  # resumed: nothing run twice
     assert "| compare | lenet300100 | gmp | 0.9 | 0 |" in md.read_text()
     assert "| compare | lenet300100 | dense |" in md.read_text()  # the unpruned control
+    assert "| compare | lenet300100 | 0.9 | gmp | 1 | 2 |" in md.read_text()  # pooled over seeds, gmp the peer
 
 
 def test_records_match_compares_shared_runs_digit_for_digit(tmp_path, capsys):
