@@ -32,6 +32,7 @@ def test_quick_grid_writes_records_summary_and_plots(tmp_path, fake_data_dir):
     assert set(saved["methods"]) == {"autoprune", "tp_l1_oneshot"}
     assert "| tp_l1_oneshot | 0.50 |" in md.read_text()
     assert (plots / "structured_vgg.png").stat().st_size > 0
+    assert "![vgg: test accuracy against FLOPs kept](img/structured_vgg.png)" in md.read_text()  # next to its page
     again = structured.main(argv)  # resumes: nothing is run twice
     assert [r.accuracy for r in again] == [r.accuracy for r in records]
     assert len(out.read_text().splitlines()) == 3
