@@ -31,7 +31,10 @@ Methods (:data:`METHODS`, each defined once):
 * ``tp_<criterion>_oneshot``: dense training for half the epochs, one cut to the budget, then
   fine-tuning.
 
-Runs append to ``--out`` as they finish (an interrupted grid resumes); ``--report`` writes
+Runs append to ``--out`` as they finish (an interrupted grid resumes, and reuses a stored run only
+if it trained on as many images as asked: keep the subset's and the full data's runs apart, as
+``make bench-structured`` does); two processes share one grid when one runs it with
+``--reverse``. ``--report`` writes
 ``summary.json`` (``flops_at_0.5pt`` per model and method: the lowest mean FLOPs ratio whose mean
 test accuracy is within 0.5 points of dense on the same seeds), a Markdown table and Pareto plots.
 
