@@ -8,7 +8,7 @@ DATA ?= data
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 export WANDB_MODE ?= offline
 
-.PHONY: setup data demo test lint typecheck unit bench bench-structured bench-all docs clean
+.PHONY: setup data demo test lint typecheck unit bench bench-structured bench-gpu bench-all docs clean
 
 # The demo, the tests and the benchmarks run on the CPU: a CPU build of torch is about 1 GB installed,
 # the CUDA build with its libraries about 5.5 GB. On a GPU machine: make TORCH=torch EXTRAS=all ...
@@ -59,6 +59,10 @@ FULL_DATA = --out benchmarks/results/structured_full_runs.jsonl --summary benchm
 bench-structured: data
 	$(PY) -m benchmarks.structured --models vgg resnet20 mobilenetv2 --seeds 0 1 2 $(FULL_DATA) $(STRUCTURED_ARGS)
 	$(PY) -m benchmarks.structured --models vit --budgets 0.5 0.35 --seeds 0 1 2 $(FULL_DATA) $(STRUCTURED_ARGS)
+
+# On a machine with a GPU (none was lent to this project's runs so far): benchmarks/gpu.sh says what it runs.
+bench-gpu: data
+	PY=$(PY) bash benchmarks/gpu.sh
 
 bench: data
 	rm -f benchmarks/results/runs.jsonl benchmarks/results/ablation.jsonl benchmarks/results/switches.jsonl

@@ -22,6 +22,18 @@ def test_latency_quick_closing(tmp_path):
     assert "| vgg | 50% lowest-L1 units closed |" in md.read_text()
 
 
+def test_latency_in_bfloat16_at_the_batches_asked(tmp_path):
+    out, md = tmp_path / "latency.json", tmp_path / "latency.md"
+    argv = ["--closing", "0.5", "--models", "vgg", "--batches", "3", "--threads", "1", "--repeats", "1"]
+    results = latency.main([*argv, "--dtype", "bfloat16", "--out", str(out), "--markdown", str(md)])
+    [pair] = results["pairs"]
+    assert [(s["batch"], s["threads"]) for s in pair["settings"]] == [(3, 1)]
+    assert results["dtype"] == "bfloat16" and ", bfloat16, 1 interleaved repeats" in md.read_text()
+    assert pair["dense_bytes"] < 3 * pair["dense_params"]  # saved in two bytes a parameter (float32: four)
+    with pytest.raises(SystemExit):
+        latency.main([*argv, "--batches", "0", "--out", str(out), "--markdown", str(md)])
+
+
 def test_latency_of_grid_records_rebuilds_their_deployed_networks(tmp_path):
     deployed = latency.closing_pair("vgg", 0.5).deployed
     fields = {"epochs": 1, "dense_accuracy": None, "accuracy": 0.9, "val_accuracy": 0.9, "compression": 4.0}
