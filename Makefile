@@ -60,7 +60,7 @@ bench-structured: data
 	$(PY) -m benchmarks.structured --models vgg resnet20 mobilenetv2 --seeds 0 1 2 $(FULL_DATA) $(STRUCTURED_ARGS)
 	$(PY) -m benchmarks.structured --models vit --budgets 0.5 0.35 --seeds 0 1 2 $(FULL_DATA) $(STRUCTURED_ARGS)
 
-# On a machine with a GPU (none was lent to this project's runs so far): benchmarks/gpu.sh says what it runs.
+# On a machine with a GPU: benchmarks/gpu.sh says what it runs (it refuses to start without CUDA).
 bench-gpu: data
 	PY=$(PY) bash benchmarks/gpu.sh
 
