@@ -63,6 +63,7 @@ from benchmarks.commands import add_accelerator, add_outputs, add_training_data,
 from benchmarks.harness import Measured, Record, append_record, load_records, train_and_measure
 from benchmarks.peers import TP_IMPORTANCES, TorchPruningFlops, cubic_sparsity
 from examples.classifier import ImageClassifier
+from examples.data.fashion_mnist import FashionMNISTDataModule
 from lightning_auxprune import AuxMaskPruning, shrink
 from lightning_auxprune.flops import count_flops
 from lightning_auxprune.layer_selection import output_layer
@@ -71,8 +72,6 @@ from lightning_auxprune.presets import recipe_schedule, recipe_settings
 MODELS = {"vgg": 8, "resnet20": 8, "mobilenetv2": 8, "vit": 8}
 """Architectures and their epoch budget (the same for every method)."""
 BUDGETS = [0.5, 0.35, 0.25]
-FULL_TRAIN_IMAGES = 60_000
-"""Fashion-MNIST's training split, before the validation images (``--val-size``) are held out."""
 EXAMPLE_SHAPE = (1, 1, 28, 28)
 NEURON_M = {
     "aux_optimizer": "normalized_sgd",
@@ -426,8 +425,7 @@ def check_training_set(stored: Record, args: argparse.Namespace, out: Path) -> N
     so a grid on the full data given the results file of the 10,000-image subset would otherwise
     report the subset's runs as its own.
     """
-    remaining = FULL_TRAIN_IMAGES - args.val_size
-    asked = remaining if args.train_subset is None else min(args.train_subset, remaining)
+    asked = FashionMNISTDataModule(val_size=args.val_size, train_subset=args.train_subset).train_images
     if stored.train_images != asked:
         raise SystemExit(
             f"{out} holds {stored.model} / {stored.method} / budget {stored.setting} / seed {stored.seed} trained on "

@@ -26,6 +26,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from examples.data.idx import read_idx
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+TRAIN_IMAGES = 60_000
+"""Images in Fashion-MNIST's training split, before the validation images are held out."""
 FILES = (
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",
@@ -137,6 +139,18 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.train_set: TensorDataset | None = None
         self.val_set: TensorDataset | None = None
         self.test_set: TensorDataset | None = None
+
+    @property
+    def train_images(self) -> int:
+        """How many images ``setup`` puts in the training set of the full dataset, without reading it.
+
+        Example:
+            >>> FashionMNISTDataModule(val_size=5000, train_subset=10_000).train_images
+            10000
+
+        """
+        remaining = TRAIN_IMAGES - self.val_size
+        return remaining if self.train_subset is None else min(self.train_subset, remaining)
 
     def prepare_data(self) -> None:
         prepare_fashion_mnist(self.data_dir, self.debian_dir, self.download)

@@ -86,3 +86,9 @@ def test_splits_are_disjoint_and_normalised(fake_data_dir):
     train_imgs = {tuple(t.flatten().tolist()) for t in dm.train_set.tensors[0]}
     val_imgs = {tuple(t.flatten().tolist()) for t in dm.val_set.tensors[0]}
     assert not train_imgs & val_imgs
+
+
+def test_train_images_counts_the_split_without_reading_it():
+    assert FashionMNISTDataModule(val_size=5000).train_images == 55_000
+    assert FashionMNISTDataModule(val_size=5000, train_subset=10_000).train_images == 10_000
+    assert FashionMNISTDataModule(val_size=5000, train_subset=70_000).train_images == 55_000  # no more than there are
