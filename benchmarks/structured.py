@@ -373,33 +373,42 @@ def plot(summary: dict[str, dict[str, Any]], folder: Path) -> dict[str, Path]:
     return paths
 
 
-def paired_validation(records: list[dict[str, Any]], method: str, other: str) -> list[tuple[str, float, int, float]]:
-    """``(model, budget, seed, difference)`` of validation accuracy, ``method`` minus ``other``, where both ran.
+def paired(
+    records: list[dict[str, Any]], method: str, other: str, metric: str = "val_accuracy"
+) -> list[tuple[str, float, int, float]]:
+    """``(model, budget, seed, difference)`` of ``metric``, ``method`` minus ``other``, where both ran.
 
-    How the recipe's defaults are chosen: on validation accuracy, run for run, at equal budgets.
+    How the recipe's defaults are chosen: on validation accuracy, run for run, at equal budgets
+    (``metric="accuracy"`` compares test accuracy, for reporting only).
 
     Example:
         >>> rows = [{"model": "vgg", "method": m, "setting": 0.5, "seed": 0, "val_accuracy": a}
         ...         for m, a in (("a", 0.9), ("b", 0.85))]
-        >>> [(m, b, s, round(d, 4)) for m, b, s, d in paired_validation(rows, "a", "b")]
+        >>> [(m, b, s, round(d, 4)) for m, b, s, d in paired(rows, "a", "b")]
         [('vgg', 0.5, 0, 0.05)]
     """
-    other_runs = {(r["model"], r["setting"], r["seed"]): r["val_accuracy"] for r in records if r["method"] == other}
+    other_runs = {(r["model"], r["setting"], r["seed"]): r[metric] for r in records if r["method"] == other}
     return sorted(
-        (r["model"], r["setting"], r["seed"], r["val_accuracy"] - other_runs[(r["model"], r["setting"], r["seed"])])
+        (r["model"], r["setting"], r["seed"], r[metric] - other_runs[(r["model"], r["setting"], r["seed"])])
         for r in records
         if r["method"] == method and (r["model"], r["setting"], r["seed"]) in other_runs
     )
 
 
-def print_paired(records: list[dict[str, Any]], method: str, other: str) -> None:
-    """Print :func:`paired_validation` in points and its mean."""
-    pairs = paired_validation(records, method, other)
+def print_paired(records: list[dict[str, Any]], method: str, other: str, metric: str = "val_accuracy") -> None:
+    """Print :func:`paired` in points, its mean, standard deviation and how many pairs are below 0."""
+    pairs = paired(records, method, other, metric)
     if not pairs:
         raise SystemExit(f"{method} and {other} have no run on the same model, budget and seed.")
     for model, budget, seed, difference in pairs:
         print(f"{model} {budget:g} seed {seed}: {100 * difference:+.2f} pt")
-    print(f"{method} - {other}: {100 * statistics.mean(p[3] for p in pairs):+.2f} pt over {len(pairs)} paired runs")
+    differences = [100 * p[3] for p in pairs]
+    spread = f"sd {statistics.stdev(differences):.2f}, " if len(differences) > 1 else ""
+    below = sum(d < 0 for d in differences)
+    print(
+        f"{method} - {other}: {statistics.mean(differences):+.2f} pt over {len(pairs)} paired runs "
+        f"({metric}; {spread}{below} below 0)"
+    )
 
 
 def jobs(args: argparse.Namespace) -> list[tuple[str, str, float, int, int]]:
@@ -448,6 +457,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--paired", nargs=2, metavar=("METHOD", "OTHER"), help="only print METHOD's validation accuracy minus OTHER's"
     )
+    parser.add_argument(
+        "--paired-metric", default="val_accuracy", choices=["val_accuracy", "accuracy"], help="what --paired compares"
+    )
     parser.add_argument("--quick", action="store_true", help="2 epochs on 400 images, one budget")
     parser.add_argument(
         "--reverse",
@@ -468,7 +480,9 @@ def main(argv: list[str] | None = None) -> list[Record]:
     args = parse_args(argv)
     out = Path(args.out)
     if args.paired:
-        print_paired([asdict(r) for r in load_records(out).values() if r.variant == "structured"], *args.paired)
+        rows = [asdict(r) for r in load_records(out).values() if r.variant == "structured"]
+        method, other = args.paired
+        print_paired(rows, method, other, args.paired_metric)
         return []
     records: list[Record] = []
     if not args.report:

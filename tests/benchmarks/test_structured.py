@@ -155,7 +155,9 @@ def test_paired_prints_each_pair_and_the_mean(tmp_path, capsys):
     assert structured.main(["--paired", "a", "b", "--out", str(out)]) == []
     printed = capsys.readouterr().out
     assert "vgg 0.35 seed 0: +2.00 pt" in printed and "vgg 0.35 seed 1: -1.00 pt" in printed
-    assert "a - b: +0.50 pt over 2 paired runs" in printed  # seed 2 has no partner
+    assert "a - b: +0.50 pt over 2 paired runs (val_accuracy; sd 2.12, 1 below 0)" in printed  # seed 2: no partner
+    structured.main(["--paired", "a", "b", "--paired-metric", "accuracy", "--out", str(out)])
+    assert "a - b: +0.00 pt over 2 paired runs (accuracy; sd 0.00, 0 below 0)" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no run on the same"):
         structured.main(["--paired", "a", "c", "--out", str(out)])
 
