@@ -62,6 +62,7 @@ from torch import nn
 from benchmarks.commands import add_accelerator, add_outputs, add_training_data, apply_quick, command_line, write_output
 from benchmarks.harness import Measured, Record, append_record, load_records, train_and_measure
 from benchmarks.peers import TP_IMPORTANCES, TorchPruningFlops, cubic_sparsity
+from benchmarks.widths import mean_widths, widths_table
 from examples.classifier import ImageClassifier
 from examples.data.fashion_mnist import FashionMNISTDataModule
 from lightning_auxprune import AuxMaskPruning, shrink
@@ -284,6 +285,7 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "seeds": len(dense_by_seed),
             "train_images": sorted({r["train_images"] for r in rows}),
             "epochs": sorted({r["epochs"] for r in rows}),
+            "widths": mean_widths([r for r in rows if r["method"] == "dense"]),
             "methods": {},
         }
         for method in METHODS:
@@ -304,6 +306,7 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                         "flops_ratio": statistics.mean(flops),
                         "seeds": sorted(r["seed"] for r in runs),
                         "dense_accuracy": statistics.mean(dense_by_seed[r["seed"]] for r in runs),
+                        "widths": mean_widths(runs),
                     }
                 )
             if points:
@@ -345,7 +348,26 @@ def markdown(summary: dict[str, dict[str, Any]], command: str, records: str, plo
         lines.append("")
         if model in plots:
             lines += [f"![{model}: test accuracy against FLOPs kept]({plots[model]})", ""]
+        lines += _widths_section(model, block)
     return "\n".join(lines)
+
+
+def _widths_section(model: str, block: dict[str, Any]) -> list[str]:
+    """Where each method kept its units: the mean output width of every layer some run narrowed."""
+    columns = {
+        f"{method} {point['budget']:.2f}": point["widths"]
+        for method, result in block["methods"].items()
+        for point in result["points"]
+        if point.get("widths")
+    }
+    if not block.get("widths") or not columns:
+        return []
+    return [
+        f"Units kept per layer ({model}, mean over the runs of each point; layers no run narrowed are left out):",
+        "",
+        *widths_table(block["widths"], columns),
+        "",
+    ]
 
 
 def plot(summary: dict[str, dict[str, Any]], folder: Path) -> dict[str, Path]:
