@@ -363,7 +363,8 @@ def _widths_section(model: str, block: dict[str, Any]) -> list[str]:
     if not block.get("widths") or not columns:
         return []
     return [
-        f"Units kept per layer ({model}, mean over the runs of each point; layers no run narrowed are left out):",
+        f"Units kept per layer ({model}, mean over the runs of each point that recorded them; "
+        "layers no run narrowed are left out):",
         "",
         *widths_table(block["widths"], columns),
         "",

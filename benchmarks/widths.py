@@ -36,9 +36,10 @@ def output_widths(widths: Mapping[str, Mapping[str, int]] | None) -> dict[str, i
 
 
 def mean_widths(runs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """Each layer's output width averaged over ``runs``: the layers every run records, in network order."""
-    per_run = [output_widths(r.get("widths")) for r in runs]
-    if not per_run or not all(per_run):
+    """Each layer's output width averaged over the ``runs`` that recorded widths (older records did
+    not): the layers all of them record, in network order; empty if none did."""
+    per_run = [w for w in (output_widths(r.get("widths")) for r in runs) if w]
+    if not per_run:
         return {}
     return {name: statistics.mean(w[name] for w in per_run) for name in per_run[0] if all(name in w for w in per_run)}
 
