@@ -478,7 +478,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--plots", default="docs/img")
     parser.add_argument("--report", action="store_true", help="only summarise the runs already in --out")
     parser.add_argument(
-        "--paired", nargs=2, metavar=("METHOD", "OTHER"), help="only print METHOD's validation accuracy minus OTHER's"
+        "--paired", nargs=2, metavar=("METHOD", "OTHER"), help="only print METHOD's --paired-metric minus OTHER's"
     )
     parser.add_argument(
         "--paired-metric", default="val_accuracy", choices=["val_accuracy", "accuracy"], help="what --paired compares"
