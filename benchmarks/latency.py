@@ -12,8 +12,9 @@ closes the fraction F of units with the smallest L1 norm in the layers of
 Both networks are exported as one would deploy them: BatchNorm folded into the convolutions
 (:func:`lightning_auxprune.export.fold.fold_batchnorm`), and timed in the contiguous and the
 channels_last memory format; the speedup compares each side's faster format. Each setting
-(batch x threads) reports the median of ``--repeats`` interleaved runs. Goal: speedup >= 0.8 x MAC
-ratio at batch 64.
+(batch x threads) calls a model's dense network and all of its deployed networks in turn,
+``--repeats`` times, and reports medians: the speedups of one setting share one dense time. Goal:
+speedup >= 0.8 x MAC ratio at batch 64.
 
     python -m benchmarks.latency            # writes benchmarks/results/latency.json, docs/latency.md
     python -m benchmarks.latency --closing 0.5 --out benchmarks/results/latency_closing.json \\
@@ -165,7 +166,7 @@ def rounded(record: Record, round_to: int) -> nn.Module:
 
 
 def grid_pairs(records: list[Record], round_to: int | None = None) -> list[Pair]:
-    """One pair per structured record with a stored architecture (rebuilt, or rounded with ``round_to``)."""
+    """One pair per record of :func:`grid_records` (its network rebuilt, or rounded with ``round_to``)."""
     suffix = f", widths rounded to {round_to}" if round_to else ""
     return [
         Pair(
@@ -175,8 +176,26 @@ def grid_pairs(records: list[Record], round_to: int | None = None) -> list[Pair]
             rounded(r, round_to) if round_to else rebuild(r),
         )
         for r in records
-        if r.widths is not None and r.shapes is not None
     ]
+
+
+def grid_records(path: str, models: list[str], methods: list[str] | None, seeds: list[int]) -> list[Record]:
+    """The pruned runs of a structured grid's records that store their deployed network, sorted by
+    model, method and budget (largest first); exits with what to run when there are none."""
+    records = [
+        r
+        for r in load_records(Path(path)).values()
+        if r.variant == "structured"
+        and r.method != "dense"
+        and r.model in models
+        and r.seed in seeds
+        and (methods is None or r.method in methods)
+        and r.widths is not None
+        and r.shapes is not None
+    ]
+    if not records:
+        raise SystemExit(f"No record of {path} stores its deployed architecture; run benchmarks.structured.")
+    return sorted(records, key=lambda r: (r.model, r.method, -r.setting))
 
 
 def deploy(net: nn.Module, device: torch.device, dtype: torch.dtype = torch.float32) -> dict[str, nn.Module]:
@@ -192,52 +211,66 @@ def folded_copy(net: nn.Module, fmt: torch.memory_format) -> nn.Module:
 
 
 def measure(
-    pair: Pair,
+    pairs: list[Pair],
     batches: list[int],
     threads: list[int],
     repeats: int,
     device: torch.device,
     dtype: torch.dtype = torch.float32,
-) -> dict[str, Any]:
-    """One pair's record: MACs, parameters, bytes, and latency per batch, threads and memory format."""
-    dense, deployed = deploy(pair.dense, device, dtype), deploy(pair.deployed, device, dtype)
-    one = torch.zeros(ONE, dtype=dtype)
-    record: dict[str, Any] = {
-        "label": pair.label,
-        "arch": pair.arch,
-        "dense_macs": count_flops(dense["contiguous"], one.to(device)) // 2,
-        "shrunk_macs": count_flops(deployed["contiguous"], one.to(device)) // 2,
-        "dense_params": sum(p.numel() for p in dense["contiguous"].parameters()),
-        "shrunk_params": sum(p.numel() for p in deployed["contiguous"].parameters()),
-        "dense_bytes": state_bytes(dense["contiguous"]),
-        "shrunk_bytes": state_bytes(deployed["contiguous"]),
-        "settings": [],
-    }
-    record["mac_ratio"] = record["dense_macs"] / record["shrunk_macs"]
+) -> list[dict[str, Any]]:
+    """One record per pair (MACs, parameters, bytes, latency per batch, threads and memory format).
+
+    The pairs share one architecture: its dense network is timed once per setting, interleaved with
+    every deployed network, so all speedups of a setting divide by the same dense time (timed apart,
+    the same dense network's median moved by up to a third between pairs on a busy machine).
+    """
+    if len({pair.arch for pair in pairs}) != 1:
+        raise ValueError(f"measure takes the pairs of one architecture, got {sorted({p.arch for p in pairs})}")
+    dense = deploy(pairs[0].dense, device, dtype)
+    deployed = [deploy(pair.deployed, device, dtype) for pair in pairs]
+    one = torch.zeros(ONE, dtype=dtype, device=device)
+    dense_macs = count_flops(dense["contiguous"], one) // 2
+    records: list[dict[str, Any]] = []
+    for pair, nets in zip(pairs, deployed, strict=True):
+        shrunk_macs = count_flops(nets["contiguous"], one) // 2
+        records.append(
+            {
+                "label": pair.label,
+                "arch": pair.arch,
+                "dense_macs": dense_macs,
+                "shrunk_macs": shrunk_macs,
+                "dense_params": sum(p.numel() for p in dense["contiguous"].parameters()),
+                "shrunk_params": sum(p.numel() for p in nets["contiguous"].parameters()),
+                "dense_bytes": state_bytes(dense["contiguous"]),
+                "shrunk_bytes": state_bytes(nets["contiguous"]),
+                "mac_ratio": dense_macs / shrunk_macs,
+                "settings": [],
+            }
+        )
     for n_threads in threads:
         torch.set_num_threads(n_threads)
         for batch in batches:
             x = torch.randn(batch, *ONE[1:], device=device, dtype=dtype)
             inputs = {name: x.contiguous(memory_format=fmt) for name, fmt in FORMATS.items()}
-            fns: list[Callable[[], Any]] = [partial(dense[f], inputs[f]) for f in FORMATS]
-            fns += [partial(deployed[f], inputs[f]) for f in FORMATS]
-            times = interleaved_medians(fns, repeats, device=device)
-            dense_ms = dict(zip(FORMATS, times[: len(FORMATS)], strict=True))
-            shrunk_ms = dict(zip(FORMATS, times[len(FORMATS) :], strict=True))
-            speedup = min(dense_ms.values()) / min(shrunk_ms.values())
-            record["settings"].append(
-                {
-                    "batch": batch,
-                    "threads": n_threads,
-                    "dense_ms": dense_ms,
-                    "shrunk_ms": shrunk_ms,
-                    "dense_format": min(dense_ms, key=dense_ms.__getitem__),
-                    "shrunk_format": min(shrunk_ms, key=shrunk_ms.__getitem__),
-                    "speedup": speedup,
-                    "goal_met": speedup >= 0.8 * record["mac_ratio"],
-                }
-            )
-    return record
+            fns: list[Callable[[], Any]] = [partial(net[f], inputs[f]) for net in [dense, *deployed] for f in FORMATS]
+            times = iter(interleaved_medians(fns, repeats, device=device))
+            dense_ms = {f: next(times) for f in FORMATS}
+            for record in records:
+                shrunk_ms = {f: next(times) for f in FORMATS}
+                speedup = min(dense_ms.values()) / min(shrunk_ms.values())
+                record["settings"].append(
+                    {
+                        "batch": batch,
+                        "threads": n_threads,
+                        "dense_ms": dense_ms,
+                        "shrunk_ms": shrunk_ms,
+                        "dense_format": min(dense_ms, key=dense_ms.__getitem__),
+                        "shrunk_format": min(shrunk_ms, key=shrunk_ms.__getitem__),
+                        "speedup": speedup,
+                        "goal_met": speedup >= 0.8 * record["mac_ratio"],
+                    }
+                )
+    return records
 
 
 def markdown(results: dict[str, Any], command: str) -> str:
@@ -249,7 +282,9 @@ def markdown(results: dict[str, Any], command: str) -> str:
         f"{results['machine']['machine']}, {results['device']}, {results.get('dtype', 'float32')}, "
         f"{results['repeats']} interleaved repeats. "
         f"Networks: {results['source']}. Both sides have BatchNorm folded and run in their faster memory "
-        "format (c: contiguous, cl: channels_last). Goal: speedup >= 0.8 x (dense MACs / shrunk MACs) at batch 64.",
+        "format (c: contiguous, cl: channels_last). Each setting times a model's dense network once, interleaved "
+        "with all of its deployed networks, so its rows share one dense time. "
+        "Goal: speedup >= 0.8 x (dense MACs / shrunk MACs) at batch 64.",
         "",
         "| model | network | MACs dense → shrunk | params dense → shrunk | batch | threads "
         "| dense ms | shrunk ms | speedup | 0.8 x MAC ratio | goal |",
@@ -301,20 +336,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         pairs = [closing_pair(arch, args.closing) for arch in args.models]
         source = f"the example CNNs with {args.closing:.0%} of the units of their neuron layers closed by L1 norm"
     else:
-        records = [
-            r
-            for r in load_records(Path(args.records)).values()
-            if r.variant == "structured"
-            and r.method != "dense"
-            and r.model in args.models
-            and r.seed in args.seeds
-            and (args.methods is None or r.method in args.methods)
-        ]
-        pairs = grid_pairs(sorted(records, key=lambda r: (r.model, r.method, -r.setting)), args.round_to)
-        if not pairs:
-            raise SystemExit(
-                f"No record of {args.records} stores its deployed architecture; run benchmarks.structured."
-            )
+        pairs = grid_pairs(grid_records(args.records, args.models, args.methods, args.seeds), args.round_to)
         source = f"the deployed networks of the structured grid ({args.records})"
         if args.round_to:
             source += f", each width rounded up to a multiple of {args.round_to} by shrink(round_to={args.round_to})"
@@ -327,9 +349,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "source": source,
         "pairs": [],
     }
-    for pair in pairs:
-        results["pairs"].append(measure(pair, batches, threads, repeats, device, DTYPES[args.dtype]))
-        print(pair.arch, pair.label, [round(s["speedup"], 2) for s in results["pairs"][-1]["settings"]], flush=True)
+    for arch in dict.fromkeys(pair.arch for pair in pairs):  # the order of the pairs
+        same = [pair for pair in pairs if pair.arch == arch]
+        for record in measure(same, batches, threads, repeats, device, DTYPES[args.dtype]):
+            results["pairs"].append(record)
+            print(arch, record["label"], [round(s["speedup"], 2) for s in record["settings"]], flush=True)
     torch.set_num_threads(initial_threads)
     write_output(args.out, json.dumps(results, indent=2))
     command = command_line("benchmarks.latency", argv)

@@ -78,6 +78,17 @@ def test_rounded_networks_come_from_shrink_with_round_to(arch):
         latency.main(["--quick", "--round-to", "0"])
 
 
+def test_latency_pairs_of_one_model_share_one_dense_time():
+    half, most = latency.closing_pair("vgg", 0.5), latency.closing_pair("vgg", 0.75)
+    records = latency.measure([half, most], batches=[2], threads=[1], repeats=2, device=torch.device("cpu"))
+    assert [r["label"] for r in records] == [half.label, most.label]
+    [first], [second] = (r["settings"] for r in records)
+    assert first["dense_ms"] == second["dense_ms"]  # one timing, not two
+    assert first["shrunk_ms"] != second["shrunk_ms"] and records[1]["mac_ratio"] > records[0]["mac_ratio"]
+    with pytest.raises(ValueError, match="one architecture"):
+        latency.measure([half, latency.closing_pair("resnet20", 0.5)], [2], [1], 1, torch.device("cpu"))
+
+
 def test_latency_without_stored_networks_says_what_to_run(tmp_path):
     with pytest.raises(SystemExit, match=r"run benchmarks\.structured"):
         latency.main(["--quick", "--records", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "l.json")])
