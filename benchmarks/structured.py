@@ -419,19 +419,23 @@ def paired(
 
 
 def print_paired(records: list[dict[str, Any]], method: str, other: str, metric: str = "val_accuracy") -> None:
-    """Print :func:`paired` in points, its mean, standard deviation and how many pairs are below 0."""
+    """Print :func:`paired` in points, then its mean, standard deviation and how many pairs are below 0,
+    for each model (when there are several) and over all."""
     pairs = paired(records, method, other, metric)
     if not pairs:
         raise SystemExit(f"{method} and {other} have no run on the same model, budget and seed.")
     for model, budget, seed, difference in pairs:
         print(f"{model} {budget:g} seed {seed}: {100 * difference:+.2f} pt")
-    differences = [100 * p[3] for p in pairs]
-    spread = f"sd {statistics.stdev(differences):.2f}, " if len(differences) > 1 else ""
-    below = sum(d < 0 for d in differences)
-    print(
-        f"{method} - {other}: {statistics.mean(differences):+.2f} pt over {len(pairs)} paired runs "
-        f"({metric}; {spread}{below} below 0)"
-    )
+    models = list(dict.fromkeys(p[0] for p in pairs))
+    groups = {model: [p for p in pairs if p[0] == model] for model in models} if len(models) > 1 else {}
+    for label, group in [*groups.items(), ("", pairs)]:
+        differences = [100 * p[3] for p in group]
+        spread = f"sd {statistics.stdev(differences):.2f}, " if len(differences) > 1 else ""
+        below = sum(d < 0 for d in differences)
+        print(
+            f"{f'{label}: ' if label else ''}{method} - {other}: {statistics.mean(differences):+.2f} pt over "
+            f"{len(group)} paired runs ({metric}; {spread}{below} below 0)"
+        )
 
 
 def jobs(args: argparse.Namespace) -> list[tuple[str, str, float, int, int]]:
@@ -478,7 +482,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--plots", default="docs/img")
     parser.add_argument("--report", action="store_true", help="only summarise the runs already in --out")
     parser.add_argument(
-        "--paired", nargs=2, metavar=("METHOD", "OTHER"), help="only print METHOD's --paired-metric minus OTHER's"
+        "--paired",
+        nargs=2,
+        metavar=("METHOD", "OTHER"),
+        help="only print METHOD's --paired-metric minus OTHER's (of --models), per run and on average",
     )
     parser.add_argument(
         "--paired-metric", default="val_accuracy", choices=["val_accuracy", "accuracy"], help="what --paired compares"
@@ -503,7 +510,7 @@ def main(argv: list[str] | None = None) -> list[Record]:
     args = parse_args(argv)
     out = Path(args.out)
     if args.paired:
-        rows = [asdict(r) for r in load_records(out).values() if r.variant == "structured"]
+        rows = [asdict(r) for r in load_records(out).values() if r.variant == "structured" and r.model in args.models]
         method, other = args.paired
         print_paired(rows, method, other, args.paired_metric)
         return []

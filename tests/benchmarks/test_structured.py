@@ -160,6 +160,15 @@ def test_paired_prints_each_pair_and_the_mean(tmp_path, capsys):
     assert "a - b: +0.00 pt over 2 paired runs (accuracy; sd 0.00, 0 below 0)" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no run on the same"):
         structured.main(["--paired", "a", "c", "--out", str(out)])
+    for method, val in (("a", 0.80), ("b", 0.70)):
+        append_record(out, Record("resnet20", method, 0.35, 0, val_accuracy=val, **base))
+    structured.main(["--paired", "a", "b", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "vgg: a - b: +0.50 pt over 2 paired runs" in printed and "resnet20: a - b: +10.00 pt over 1" in printed
+    assert "\na - b: +3.67 pt over 3 paired runs" in printed
+    structured.main(["--paired", "a", "b", "--models", "resnet20", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "vgg" not in printed and "\na - b: +10.00 pt over 1 paired runs (val_accuracy; 0 below 0)" in printed
 
 
 def test_torch_pruning_keeps_a_vit_runnable():
