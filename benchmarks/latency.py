@@ -230,6 +230,8 @@ def measure(
     deployed = [deploy(pair.deployed, device, dtype) for pair in pairs]
     one = torch.zeros(ONE, dtype=dtype, device=device)
     dense_macs = count_flops(dense["contiguous"], one) // 2
+    dense_params = sum(p.numel() for p in dense["contiguous"].parameters())
+    dense_bytes = state_bytes(dense["contiguous"])
     records: list[dict[str, Any]] = []
     for pair, nets in zip(pairs, deployed, strict=True):
         shrunk_macs = count_flops(nets["contiguous"], one) // 2
@@ -239,9 +241,9 @@ def measure(
                 "arch": pair.arch,
                 "dense_macs": dense_macs,
                 "shrunk_macs": shrunk_macs,
-                "dense_params": sum(p.numel() for p in dense["contiguous"].parameters()),
+                "dense_params": dense_params,
                 "shrunk_params": sum(p.numel() for p in nets["contiguous"].parameters()),
-                "dense_bytes": state_bytes(dense["contiguous"]),
+                "dense_bytes": dense_bytes,
                 "shrunk_bytes": state_bytes(nets["contiguous"]),
                 "mac_ratio": dense_macs / shrunk_macs,
                 "settings": [],
