@@ -2,20 +2,11 @@ import json
 
 import pytest
 
-from benchmarks import latency, op_share
-from benchmarks.harness import Record, append_record, architecture
+from benchmarks import op_share
 
 
-def _record(deployed, setting):
-    fields = {"epochs": 1, "dense_accuracy": None, "accuracy": 0.9, "val_accuracy": 0.9, "compression": 2.0}
-    fields |= {"flops_ratio": setting, "step_time_ratio": None, "step_ms": 1.0, "train_images": 10}
-    return Record("resnet20", "tp_l1", setting, 0, **fields, variant="structured", **architecture(deployed))
-
-
-def test_op_share_splits_each_network_s_time_by_op_kind(tmp_path):
-    records = tmp_path / "runs.jsonl"
-    for fraction in (0.5, 0.75):
-        append_record(records, _record(latency.closing_pair("resnet20", fraction).deployed, 1 - fraction))
+def test_op_share_splits_each_network_s_time_by_op_kind(tmp_path, closing_records):
+    records = closing_records("resnet20", (0.5, 0.75))
     out, md = tmp_path / "op.json", tmp_path / "op.md"
     results = op_share.main(["--quick", "--records", str(records), "--out", str(out), "--markdown", str(md)])
     assert json.loads(out.read_text()) == results
