@@ -88,8 +88,8 @@ def layer_times(layers: list[tuple[nn.Conv2d, torch.Tensor]], rounds: int, iters
 
 def measure(arch_pairs: list[Pair], batch: int, rounds: int, iters: int) -> list[dict[str, Any]]:
     """One row per convolution of the dense architecture: its dense and each deployed network's timing."""
-    nets = [deploy(net, torch.device("cpu"))["channels_last"] for net in [arch_pairs[0].dense]]
-    nets += [deploy(pair.deployed, torch.device("cpu"))["channels_last"] for pair in arch_pairs]
+    nets = [arch_pairs[0].dense, *(pair.deployed for pair in arch_pairs)]
+    nets = [deploy(net, torch.device("cpu"))["channels_last"] for net in nets]
     x = torch.randn(batch, *ONE[1:]).contiguous(memory_format=torch.channels_last)
     convs = [conv_inputs(net, x) for net in nets]
     names = list(convs[0])
