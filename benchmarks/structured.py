@@ -82,6 +82,7 @@ NEURON_M = {
     "ramp_tolerance": 0.05,
     "target_tolerance": 0.05,
     "min_unit_fraction": 0.25,
+    "min_uniform_share": 0.0,
 }
 """SGD on M with each layer's gradient divided by its RMS, and the lambda floor. Chosen on validation
 accuracy (VGG-like, 10,000 images, seed 0, budget 0.35) over plain SGD at lr 1 (the weight-granularity
@@ -92,7 +93,9 @@ past the ramp) over the bound at 0.75 x the budget alone (``autoprune_final_boun
 accuracy at equal budgets, and because the run then lands on the budget it was given. Every layer
 keeps a quarter of its units at least: a layer at 5% (``autoprune_low_floor``) cost ResNet-20 up
 to 18 points of validation accuracy where the push shrank the last stage's residual stream to 4
-of 64 channels."""
+of 64 channels. The layers share the budget freely (``min_uniform_share=0``): this was the neuron
+recipe until ``autoprune_uniform`` measured better on the full data, and the records of
+``autoprune`` keep its name."""
 FINAL_BOUND = {"ramp_tolerance": None, "target_tolerance": 0.25, "min_unit_fraction": 0.05}
 """The bound before ``ramp_tolerance``: at 0.75 x the budget, at the end only. Every ablation
 below that names ``autoprune_final_bound`` ran with it."""

@@ -49,6 +49,7 @@ RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
         "ramp_tolerance": 0.05,
         "target_tolerance": 0.05,
         "min_unit_fraction": 0.25,
+        "min_uniform_share": 1.0,
     },
 }
 """The recipe's defaults per granularity: what steps M at which lr, lambda's starting value and floor.
@@ -61,8 +62,13 @@ fan-in, whose size differs by orders of magnitude between layers), chosen on val
 and of the target at the end (``ramp_tolerance``, ``target_tolerance``): without that the masks
 close together past the ramp and the run ends 25% below its budget; and every layer keeps a
 quarter of its units (``min_unit_fraction``): at 5%, ResNet-20's last residual stream shrank to 4
-of 64 channels on one seed and lost 18 points of validation accuracy. The recipe before these
-defaults (Adam on M, ``aux_lr=5e-3``, lambda from 1e-4) is ``autoprune_target`` of the benchmarks."""
+of 64 channels on one seed and lost 18 points of validation accuracy; and every layer keeps at
+least the units a uniform cut to the ramp's target leaves it (``min_uniform_share=1``: the masks
+choose which units, the budget is shared between layers as a uniform cut shares it), ahead of the
+cost-aware allocation on validation accuracy over the full-data grid's same-seed runs of the
+VGG-like CNN and ResNet-20 (``autoprune_uniform`` against ``autoprune`` in docs/benchmarks.md).
+The recipe before these defaults (Adam on M, ``aux_lr=5e-3``, lambda from 1e-4) is
+``autoprune_target`` of the benchmarks."""
 RECIPE_FIXED = ("warmup", "ramp", "freeze", "interval", "target_sparsity", "target_flops")
 """What the recipe sets itself: the schedule (from the epoch budget) and the target (an argument)."""
 

@@ -9,6 +9,7 @@ import torch
 from benchmarks import structured
 from benchmarks.peers import TorchPruningFlops
 from examples.classifier import ImageClassifier
+from lightning_auxprune import AuxMaskPruning
 from lightning_auxprune.flops import count_flops
 
 
@@ -82,12 +83,16 @@ def test_points_are_compared_with_dense_on_their_own_seeds():
     assert methods["autoprune"]["flops_at_0.5pt"] is None
 
 
-def test_the_benchmarked_autoprune_is_the_neuron_recipe():
+def test_the_benchmarked_autoprune_uniform_is_the_neuron_recipe():
     """The grid pins its settings so records stay reproducible; a recipe change must rename the method."""
     from benchmarks.structured import NEURON_M
     from lightning_auxprune.presets import RECIPE_DEFAULTS
 
-    assert RECIPE_DEFAULTS["neuron"] == NEURON_M
+    assert RECIPE_DEFAULTS["neuron"] == NEURON_M | {"min_uniform_share": 1.0}
+    model = ImageClassifier(arch="vgg")
+    benchmarked = structured.METHODS["autoprune_uniform"].callbacks(model, 0.35, 8)[0].pruner.hparams()
+    recipe = AuxMaskPruning.recipe(max_epochs=8, target_flops=0.35, granularity="neuron", print_table=False)
+    assert benchmarked == recipe.pruner.hparams()
 
 
 def test_the_spread_variants_change_only_what_they_name():
