@@ -348,9 +348,13 @@ class AuxMaskPruning(Callback):
         Give exactly one target: ``target_sparsity`` (fraction of the masked weights to prune) or
         ``target_flops`` (fraction of the dense FLOPs to keep).
 
-        One dense warm-up epoch; lambda (from 1e-4) is steered so that the pruned fraction
-        follows a cubic ramp that reaches the target 2 epochs before the masks freeze at 3/4 of
-        the budget; ``aux_lr=5e-3``; the rest as [`paper`][lightning_auxprune.callback.AuxMaskPruning.paper]
+        One dense warm-up epoch; lambda (from 1e-3, never below 1e-5) is steered so that the
+        pruned fraction (or the kept FLOPs) follows a cubic ramp that reaches the target 2 epochs
+        before the masks freeze at 3/4 of the budget. Weight masks are stepped by plain SGD at lr
+        1; neuron masks by SGD with each layer's gradient divided by its RMS at lr 0.05, their kept
+        FLOPs held within 5% of the ramp, and every layer keeps a quarter of its units and at least
+        the share a uniform cut to the ramp's target leaves it (``min_uniform_share=1``). The rest
+        as [`paper`][lightning_auxprune.callback.AuxMaskPruning.paper]
         ([`lightning_auxprune.presets`][lightning_auxprune.presets]). The budget is the Trainer's
         ``max_epochs``, read when ``fit`` starts, unless ``max_epochs`` is given here.
         ``overrides`` replace the defaults (``strength``, ``aux_lr``, ...) and add other settings;
@@ -361,8 +365,9 @@ class AuxMaskPruning(Callback):
             >>> cb = AuxMaskPruning.recipe(target_sparsity=0.99, max_epochs=16)
             >>> cb.schedule.warmup, cb.schedule.ramp, cb.schedule.freeze, cb.controller.final
             (1.0, 9, 12, 0.99)
-            >>> AuxMaskPruning.recipe(target_flops=0.5, granularity="neuron").controller.final
-            0.5
+            >>> neuron = AuxMaskPruning.recipe(target_flops=0.5, granularity="neuron")
+            >>> neuron.controller.final, neuron.pruner.min_uniform_share, neuron.pruner.min_unit_fraction
+            (0.5, 1.0, 0.25)
 
         """
         check_overrides("recipe", overrides, RECIPE_FIXED, CALLBACK_ARGUMENTS)
