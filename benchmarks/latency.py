@@ -179,7 +179,9 @@ def grid_pairs(records: list[Record], round_to: int | None = None) -> list[Pair]
     ]
 
 
-def grid_records(path: str, models: list[str], methods: list[str] | None, seeds: list[int]) -> list[Record]:
+def grid_records(
+    path: str, models: list[str], methods: list[str] | None, seeds: list[int], budgets: list[float] | None = None
+) -> list[Record]:
     """The pruned runs of a structured grid's records that store their deployed network, sorted by
     model, method and budget (largest first); exits with what to run when there are none."""
     records = [
@@ -190,12 +192,31 @@ def grid_records(path: str, models: list[str], methods: list[str] | None, seeds:
         and r.model in models
         and r.seed in seeds
         and (methods is None or r.method in methods)
+        and (budgets is None or r.setting in budgets)
         and r.widths is not None
         and r.shapes is not None
     ]
     if not records:
-        raise SystemExit(f"No record of {path} stores its deployed architecture; run benchmarks.structured.")
+        raise SystemExit(
+            f"No record of {path} for these models, methods, seeds and budgets stores its deployed architecture; "
+            "run benchmarks.structured."
+        )
     return sorted(records, key=lambda r: (r.model, r.method, -r.setting))
+
+
+def add_grid_selection(parser: argparse.ArgumentParser, models: list[str]) -> None:
+    """``--records``, ``--models`` (default ``models``), ``--methods``, ``--seeds`` and ``--budgets``:
+    which deployed networks of a structured grid a script measures (see :func:`selected_pairs`)."""
+    parser.add_argument("--records", default="benchmarks/results/structured_runs.jsonl")
+    parser.add_argument("--models", nargs="+", default=models, choices=list(NEURON_LAYERS))
+    parser.add_argument("--methods", nargs="+", default=None, help="grid methods (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--budgets", nargs="+", type=float, default=None, help="grid budgets (default: all)")
+
+
+def selected_pairs(args: argparse.Namespace, round_to: int | None = None) -> list[Pair]:
+    """The dense and deployed networks of the records :func:`add_grid_selection`'s arguments select."""
+    return grid_pairs(grid_records(args.records, args.models, args.methods, args.seeds, args.budgets), round_to)
 
 
 def deploy(net: nn.Module, device: torch.device, dtype: torch.dtype = torch.float32) -> dict[str, nn.Module]:
@@ -309,10 +330,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and write its JSON and markdown."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", default="benchmarks/results/structured_runs.jsonl")
-    parser.add_argument("--models", nargs="+", default=["vgg", "resnet20", "mobilenetv2"], choices=list(NEURON_LAYERS))
-    parser.add_argument("--methods", nargs="+", default=None, help="grid methods (default: all)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    add_grid_selection(parser, ["vgg", "resnet20", "mobilenetv2"])
     parser.add_argument("--closing", type=float, default=None, help="random closings of this fraction instead")
     parser.add_argument("--round-to", type=int, default=None, help="the grid's networks with widths rounded up to N")
     parser.add_argument("--quick", action="store_true", help="VGG-like only, batch 1, 1 thread, 3 repeats")
@@ -338,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         pairs = [closing_pair(arch, args.closing) for arch in args.models]
         source = f"the example CNNs with {args.closing:.0%} of the units of their neuron layers closed by L1 norm"
     else:
-        pairs = grid_pairs(grid_records(args.records, args.models, args.methods, args.seeds), args.round_to)
+        pairs = selected_pairs(args, args.round_to)
         source = f"the deployed networks of the structured grid ({args.records})"
         if args.round_to:
             source += f", each width rounded up to a multiple of {args.round_to} by shrink(round_to={args.round_to})"

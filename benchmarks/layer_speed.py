@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from benchmarks.commands import add_outputs, command_line, write_output
-from benchmarks.latency import NEURON_LAYERS, ONE, Pair, deploy, grid_pairs, grid_records
+from benchmarks.latency import ONE, Pair, add_grid_selection, deploy, selected_pairs
 
 
 def conv_inputs(net: nn.Module, x: torch.Tensor) -> dict[str, tuple[nn.Conv2d, torch.Size]]:
@@ -156,11 +156,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Time every convolution of the grid's deployed networks and write the JSON and the markdown page."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", default="benchmarks/results/structured_runs.jsonl")
-    parser.add_argument("--models", nargs="+", default=["resnet20"], choices=list(NEURON_LAYERS))
-    parser.add_argument("--methods", nargs="+", default=None, help="grid methods (default: all)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--budgets", nargs="+", type=float, default=None, help="grid budgets (default: all)")
+    add_grid_selection(parser, ["resnet20"])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=15, help="each layer is timed once a round, in turn")
     parser.add_argument("--iters", type=int, default=5, help="calls per timing")
@@ -171,12 +167,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.batch, args.rounds, args.iters = 2, 1, 1
     if min(args.batch, args.rounds, args.iters) < 1:
         parser.error("--batch, --rounds and --iters must be >= 1")
-    records = grid_records(args.records, args.models, args.methods, args.seeds)
-    if args.budgets is not None:
-        records = [r for r in records if r.setting in args.budgets]
-        if not records:
-            parser.error(f"no stored run has a budget in --budgets {args.budgets}")
-    pairs = grid_pairs(records)
+    pairs = selected_pairs(args)
     initial_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     rows = []

@@ -25,7 +25,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.commands import add_outputs, command_line, write_output
-from benchmarks.latency import NEURON_LAYERS, ONE, Pair, deploy, grid_pairs, grid_records
+from benchmarks.latency import ONE, Pair, add_grid_selection, deploy, selected_pairs
 from lightning_auxprune.flops import count_flops
 
 KINDS = {
@@ -128,10 +128,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Profile the grid's deployed networks and write the JSON and the markdown table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", default="benchmarks/results/structured_runs.jsonl")
-    parser.add_argument("--models", nargs="+", default=["resnet20"], choices=list(NEURON_LAYERS))
-    parser.add_argument("--methods", nargs="+", default=None, help="grid methods (default: all)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    add_grid_selection(parser, ["resnet20"])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", nargs="+", type=int, default=[1], help="CPU threads (each a block of rows)")
     parser.add_argument("--rounds", type=int, default=5, help="each network is profiled once a round, in turn")
@@ -143,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.batch, args.rounds, args.iters = 2, 1, 2
     if min(args.batch, *args.threads, args.rounds, args.iters) < 1:
         parser.error("--batch, --threads, --rounds and --iters must be >= 1")
-    pairs = grid_pairs(grid_records(args.records, args.models, args.methods, args.seeds))
+    pairs = selected_pairs(args)
     initial_threads = torch.get_num_threads()
     rows = []
     for arch in dict.fromkeys(pair.arch for pair in pairs):
