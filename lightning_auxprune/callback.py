@@ -431,7 +431,7 @@ class AuxMaskPruning(Callback):
             )
         self._check_weights_in_optimizers(optimizers)
         if self._resume_differences:
-            rank_zero_warn("Resuming with a different pruning schedule: " + "; ".join(self._resume_differences) + ".")
+            rank_zero_warn("Resuming with different pruning settings: " + "; ".join(self._resume_differences) + ".")
             self._resume_differences = []
         if self._loaded_aux_param_names is not None and self._loaded_aux_param_names != self._aux_param_names:
             raise MisconfigurationException(

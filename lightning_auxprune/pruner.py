@@ -917,6 +917,7 @@ class AuxPruner:
             "events": self.events.state_dict(),
             "controller": self.controller.state_dict() if self.controller is not None else None,
             **self.settings(),
+            "hparams": self.hparams(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> list[str]:
@@ -924,7 +925,8 @@ class AuxPruner:
 
         Returns:
             Differences between the saved settings and this pruner's that change the run's
-            course (schedule, strength, regularizer, target), for the caller to report.
+            course (schedule, strength, regularizer, target, floors, bounds, every setting of
+            [`hparams`][lightning_auxprune.pruner.AuxPruner.hparams]), for the caller to report.
 
         Raises:
             ValueError: If the masks were trained with other
@@ -953,6 +955,11 @@ class AuxPruner:
         for key in ("schedule", "strength", "regularizer"):
             if state[key] != mine[key]:
                 differences.append(f"{key}: checkpoint {state[key]}, now {mine[key]}")
+        covered = {*mine["options"], *mine["schedule"], "strength", "regularizer"}
+        hparams = self.hparams()
+        for key, saved_value in state.get("hparams", {}).items():  # older states have none
+            if key not in covered and key in hparams and hparams[key] != saved_value:
+                differences.append(f"{key}: checkpoint {saved_value}, now {hparams[key]}")
         self.reset()
         return differences
 

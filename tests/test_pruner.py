@@ -223,7 +223,8 @@ def test_state_round_trip_continues_counting_and_lambda():
     assert other.controller.state_dict() == pruner.controller.state_dict()
     assert other.events.state_dict() == pruner.events.state_dict()
     changed = AuxPruner(strength=2e-2, aux_optimizer="sgd", target_sparsity=0.5, ramp=8)
-    assert [d.split(":")[0] for d in changed.load_state_dict(state)] == ["schedule", "strength"]
+    differences = [d.split(":")[0] for d in changed.load_state_dict(state)]
+    assert differences == ["schedule", "strength", "aux_lr", "target_end"]  # target_end follows the ramp
     with pytest.raises(ValueError, match="Resume with the same options"):
         AuxPruner(granularity="neuron").load_state_dict(state)
 

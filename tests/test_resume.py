@@ -88,6 +88,14 @@ def test_resume_without_the_checkpoints_controller_warns(tmp_path):
         run(tmp_path / "resumed", 2, ckpt_path=str(ckpt))
 
 
+def test_resume_with_another_setting_warns_and_names_it(tmp_path):
+    """Any resolved setting that differs (here the unit floor) is named on resume, not applied silently."""
+    run(tmp_path / "part", 1, save=True, strength=1e-3, target_sparsity=0.6, min_unit_fraction=0.25)
+    ckpt = next((tmp_path / "part" / "ckpt").glob("*.ckpt"))
+    with pytest.warns(UserWarning, match=r"different pruning settings: min_unit_fraction: checkpoint 0.25, now 0.05"):
+        run(tmp_path / "resumed", 2, ckpt_path=str(ckpt), strength=1e-3, target_sparsity=0.6)
+
+
 def load_with_callback_key(path):
     """A checkpoint and the key of AuxMaskPruning's state in it."""
     checkpoint = torch.load(path, weights_only=False)
