@@ -10,9 +10,11 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -28,6 +30,13 @@ def write_output(path: str | Path, text: str) -> None:
     """Write a generated file (results or docs page), creating its folder."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text)
+
+
+def publish(out: str | Path, markdown_path: str | Path, results: dict[str, Any], page: str) -> None:
+    """Write a script's results as JSON to ``out`` and its generated docs page to ``markdown_path``; print the page."""
+    write_output(out, json.dumps(results, indent=2))
+    write_output(markdown_path, page)
+    print(page)
 
 
 def add_accelerator(parser: argparse.ArgumentParser) -> None:

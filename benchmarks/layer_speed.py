@@ -17,7 +17,6 @@ the dense layer's GMAC/s is only 2.5x faster.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmarks.commands import add_outputs, command_line, write_output
+from benchmarks.commands import add_outputs, command_line, publish
 from benchmarks.latency import ONE, Pair, add_grid_selection, deploy, selected_pairs
 
 
@@ -176,10 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(initial_threads)
     results = {key: getattr(args, key) for key in ("batch", "rounds", "iters", "records")}
     results["rows"] = rows
-    write_output(args.out, json.dumps(results, indent=2))
-    page = markdown(results, command_line("benchmarks.layer_speed", argv))
-    write_output(args.markdown, page)
-    print(page)
+    publish(args.out, args.markdown, results, markdown(results, command_line("benchmarks.layer_speed", argv)))
     return results
 
 

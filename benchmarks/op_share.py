@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 from typing import Any
 
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.commands import add_outputs, command_line, write_output
+from benchmarks.commands import add_outputs, command_line, publish
 from benchmarks.latency import ONE, Pair, add_grid_selection, deploy, selected_pairs
 from lightning_auxprune.flops import count_flops
 
@@ -149,10 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(initial_threads)
     results = {key: getattr(args, key) for key in ("batch", "threads", "rounds", "iters", "records")}
     results["rows"] = rows
-    write_output(args.out, json.dumps(results, indent=2))
-    page = markdown(results, command_line("benchmarks.op_share", argv))
-    write_output(args.markdown, page)
-    print(page)
+    publish(args.out, args.markdown, results, markdown(results, command_line("benchmarks.op_share", argv)))
     return results
 
 
