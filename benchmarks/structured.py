@@ -47,9 +47,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -441,7 +443,11 @@ def print_paired(records: list[dict[str, Any]], method: str, other: str, metric:
         )
 
 
-def jobs(args: argparse.Namespace) -> list[tuple[str, str, float, int, int]]:
+Job = tuple[str, str, float, int, int]
+"""``(model, method, budget, seed, epochs)``: one run of the grid."""
+
+
+def jobs(args: argparse.Namespace) -> list[Job]:
     """``(model, method, budget, seed, epochs)`` of every run asked for, dense first per model and seed.
 
     With ``args.reverse`` the same list last to first: two processes given the same grid, one of
@@ -455,6 +461,63 @@ def jobs(args: argparse.Namespace) -> list[tuple[str, str, float, int, int]]:
         for method, budget in [("dense", 0.0)] + [(m, b) for m in args.methods for b in args.budgets]
     ]
     return grid[::-1] if args.reverse else grid
+
+
+def pool_order(grid: list[Job], methods: list[str], models: list[str]) -> list[Job]:
+    """The jobs as a pool hands them out: dense runs first, then method by method (in the order
+    asked), model by model, budget by budget (largest first), seed by seed.
+
+    A grid cut short then holds whole points (every seed of a method at a budget) of the methods
+    named first, rather than every method of the first seed.
+
+    Example:
+        >>> grid = [("vit", "dense", 0.0, 0, 8), ("vit", "tp_l1", 0.5, 0, 8), ("vit", "autoprune", 0.5, 0, 8),
+        ...         ("vit", "dense", 0.0, 1, 8), ("vit", "tp_l1", 0.5, 1, 8), ("vit", "autoprune", 0.5, 1, 8)]
+        >>> [(m, s) for _, m, _, s, _ in pool_order(grid, ["autoprune", "tp_l1"], ["vit"])]
+        [('dense', 0), ('dense', 1), ('autoprune', 0), ('autoprune', 1), ('tp_l1', 0), ('tp_l1', 1)]
+
+    """
+    method_rank = {name: i for i, name in enumerate(["dense", *methods])}
+    model_rank = {name: i for i, name in enumerate(models)}
+    return sorted(grid, key=lambda job: (method_rank[job[1]], model_rank[job[0]], -job[2], job[3]))
+
+
+def run_in_pool(args: argparse.Namespace, out: Path) -> list[Record]:
+    """Train the grid's missing runs in ``args.workers`` processes; this process alone appends to ``out``.
+
+    Meant for a GPU that one small network leaves mostly idle: each worker trains one run at a
+    time on it. A run that fails is reported with its error and the others go on; the command
+    then exits non-zero, naming the failed runs (rerunning it retries just those).
+    """
+    grid = jobs(args)
+    stored = {key[:5]: record for key, record in load_records(out).items() if key[5] == "structured"}
+    records = [stored[job] for job in grid if job in stored]
+    for record in records:
+        check_training_set(record, args, out)
+    todo = [job for job in pool_order(grid, args.methods, args.models) if job not in stored]
+    print(f"{len(todo)} runs to train in {args.workers} processes ({len(records)} already in {out})", flush=True)
+    failed: list[str] = []
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
+    with ProcessPoolExecutor(
+        args.workers, mp_context=context, initializer=_pin_threads, initargs=(args.threads,)
+    ) as pool:
+        futures = {pool.submit(run, *job[:4], args): job[:4] for job in todo}
+        for future in as_completed(futures):
+            try:
+                record = future.result()
+            except Exception as error:  # reported, and the command fails at the end
+                failed.append(f"{futures[future]}: {type(error).__name__}: {error}")
+                print(f"run {futures[future]} failed: {type(error).__name__}: {error}", flush=True)
+                continue
+            append_record(out, record)
+            records.append(record)
+    if failed:
+        raise SystemExit(f"{len(failed)} runs failed (the others are in {out}):\n" + "\n".join(failed))
+    return records
+
+
+def _pin_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
 
 
 def check_training_set(stored: Record, args: argparse.Namespace, out: Path) -> None:
@@ -499,6 +562,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="run the jobs last to first: a second process on the same --out meets the first one halfway",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="train this many runs at a time, each in its own process (on a GPU: 8 keep one busy with these networks)",
+    )
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of each worker process (with --workers)")
     add_training_data(parser)
     add_accelerator(parser)
     args = parser.parse_args(argv)
@@ -518,7 +588,11 @@ def main(argv: list[str] | None = None) -> list[Record]:
         print_paired(rows, method, other, args.paired_metric)
         return []
     records: list[Record] = []
-    if not args.report:
+    if args.report:
+        pass
+    elif args.workers > 1:
+        records = run_in_pool(args, out)
+    else:
         for model_name, method, budget, seed, epochs in jobs(args):
             # read before every run: another process may share --out and have finished this one
             stored = load_records(out).get((model_name, method, budget, seed, epochs, "structured"))
