@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import shutil
 from pathlib import Path
 
@@ -64,8 +65,12 @@ def prepare_fashion_mnist(data_dir: str | Path, debian_dir: str | Path = DEBIAN_
     if all((debian / f"{f}.gz").exists() for f in missing):
         target.mkdir(parents=True, exist_ok=True)
         for name in missing:
-            with gzip.open(debian / f"{name}.gz", "rb") as src, open(target / name, "wb") as dst:
+            # unpacked under a name of this process's own, then renamed (atomic): processes preparing the
+            # same folder at once (a pool of benchmark runs) never read a half-written file
+            partial = target / f"{name}.{os.getpid()}.partial"
+            with gzip.open(debian / f"{name}.gz", "rb") as src, open(partial, "wb") as dst:
                 shutil.copyfileobj(src, dst)
+            os.replace(partial, target / name)
         return target
     if download:
         try:

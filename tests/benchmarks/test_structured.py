@@ -126,6 +126,56 @@ def test_reverse_runs_the_same_grid_last_to_first():
     assert forward[0] == ("vgg", "dense", 0.0, 0, 8) and forward[5] == ("vgg", "dense", 0.0, 1, 8)
 
 
+def _quick_argv(tmp_path, data_dir, name, *extra):
+    argv = ["--quick", "--models", "vgg", "--seeds", "0", "--methods", "tp_l1_oneshot", "--data-dir", str(data_dir)]
+    argv += ["--out", str(tmp_path / f"{name}.jsonl"), "--summary", str(tmp_path / f"{name}.json")]
+    return [*argv, "--markdown", str(tmp_path / f"{name}.md"), "--plots", str(tmp_path / "img"), *extra]
+
+
+@pytest.mark.slow
+def test_workers_train_the_same_runs_as_one_process(tmp_path, fake_data_dir):
+    alone = structured.main(_quick_argv(tmp_path, fake_data_dir, "alone"))
+    pooled = structured.main(_quick_argv(tmp_path, fake_data_dir, "pooled", "--workers", "2"))
+    key = lambda r: (r.method, r.setting, r.seed)  # noqa: E731 -- the pool appends in the order runs finish
+    assert sorted(map(key, pooled)) == sorted(map(key, alone)) == [("dense", 0.0, 0), ("tp_l1_oneshot", 0.5, 0)]
+    assert {key(r): r.accuracy for r in pooled} == {key(r): r.accuracy for r in alone}
+    assert len((tmp_path / "pooled.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.slow
+def test_pooled_runs_that_fail_are_named_and_nothing_is_recorded_for_them(tmp_path):
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("")  # every run fails to prepare its data
+    with pytest.raises(SystemExit, match="2 runs failed") as failure:
+        structured.main(_quick_argv(tmp_path, not_a_folder, "pooled", "--workers", "2"))
+    assert "('vgg', 'dense', 0.0, 0): " in str(failure.value)
+    assert "('vgg', 'tp_l1_oneshot', 0.5, 0): " in str(failure.value)
+    assert not (tmp_path / "pooled.jsonl").exists()
+
+
+def test_the_pool_hands_out_dense_runs_first_then_whole_points():
+    argv = [
+        "--models",
+        "vit",
+        "vgg",
+        "--methods",
+        "tp_l1",
+        "autoprune",
+        "--budgets",
+        "0.25",
+        "0.5",
+        "--seeds",
+        "0",
+        "1",
+    ]
+    args = structured.parse_args(argv)
+    order = structured.pool_order(structured.jobs(args), args.methods, args.models)
+    assert sorted(order) == sorted(structured.jobs(args))
+    assert [job[1] for job in order[:4]] == ["dense"] * 4
+    assert order[4:6] == [("vit", "tp_l1", 0.5, 0, 8), ("vit", "tp_l1", 0.5, 1, 8)]  # method, model, budget as asked
+    assert order[-1] == ("vgg", "autoprune", 0.25, 1, 8)
+
+
 def test_stored_runs_are_reused_only_for_the_same_training_set(tmp_path, fake_data_dir, monkeypatch):
     out = tmp_path / "runs.jsonl"
     argv = ["--quick", "--models", "vgg", "--seeds", "0", "--methods", "autoprune", "--data-dir", str(fake_data_dir)]

@@ -34,6 +34,22 @@ def test_unpacks_debian_files_in_torchvisions_layout(tmp_path, fake_debian_fmnis
     ]
 
 
+def test_a_file_appears_only_once_complete(tmp_path, fake_debian_fmnist, monkeypatch):
+    """Processes preparing one folder at once (a pool of benchmark runs) never read a half-written file."""
+    import shutil
+
+    raw, copy, seen = raw_dir(tmp_path / "data"), shutil.copyfileobj, []
+
+    def copy_and_look(src, dst):
+        copy(src, dst)
+        seen.append(sorted(p.name for p in raw.iterdir() if not p.name.endswith(".partial")))
+
+    monkeypatch.setattr(shutil, "copyfileobj", copy_and_look)
+    prepare_fashion_mnist(tmp_path / "data", debian_dir=fake_debian_fmnist)
+    assert [len(names) for names in seen] == [0, 1, 2, 3]  # the file being written is not there yet
+    assert len(list(raw.iterdir())) == 4
+
+
 def fake_torchvision(monkeypatch, dataset_class):
     """Install a stand-in ``torchvision.datasets`` whether or not torchvision is installed."""
     datasets = types.ModuleType("torchvision.datasets")
