@@ -280,10 +280,10 @@ class KeptFlops:
 
         Weight masks need only the open entries per mask (``open_entries``, ``[J, masks]``).
         """
-        t = self._tensors
         device = gates.device if open_entries is None else open_entries.device
-        if next(iter(t.values())).device != device:
+        if next(iter(self._tensors.values())).device != device:
             self.to(device)
+        t = self._tensors  # after the move: it replaces the dict
         if not self._structured:
             if open_entries is None:  # no index per weight: a model's weight count of them would be large
                 parts = torch.split(gates.to(RATIO_DTYPE), self.sizes, dim=1)

@@ -123,3 +123,18 @@ def test_per_layer_masks_count_what_shrink_can_remove(name):
     result = shrink(model, x, on_unsafe="error")  # units still open in a coupled layer are simply kept
     shrunk = count_flops(result.model, x) / count_flops(model, x)
     assert abs(ratio - shrunk) <= 0.005, (ratio, shrunk)
+
+
+def test_the_first_call_on_another_device_counts_there():
+    """The tables follow the masks to their device on the first call (the meta device stands in for a GPU)."""
+    from lightning_auxprune.coupling import channel_coupling
+    from lightning_auxprune.kept_flops import KeptFlops
+
+    net, x = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)), torch.zeros(1, 4)
+    total, per_layer = layer_flops(net, x)
+    weights = KeptFlops.weights(total, per_layer, {"0": 0}, [32])
+    units = KeptFlops.units(total, per_layer, channel_coupling(net, x), {"0": 0}, [8])
+    gates = [torch.ones(8, device="meta")]
+    open_entries = torch.ones(1, dtype=torch.float64, device="meta")
+    assert weights.ratio(gates, open_entries).device.type == "meta"
+    assert units.ratio(gates, open_entries).device.type == "meta"
