@@ -34,7 +34,9 @@ Methods (:data:`METHODS`, each defined once):
 Runs append to ``--out`` as they finish (an interrupted grid resumes, and reuses a stored run only
 if it trained on as many images as asked: keep the subset's and the full data's runs apart, as
 ``make bench-structured`` does); two processes share one grid when one runs it with
-``--reverse``. ``--report`` writes
+``--reverse``, and ``--workers N`` trains N runs at a time in processes of its own (dense runs
+first, then whole points method by method; this process alone appends, and a run that fails is
+named at the end while the others go on). ``--report`` writes
 ``summary.json`` (``flops_at_0.5pt`` per model and method: the lowest mean FLOPs ratio whose mean
 test accuracy is within 0.5 points of dense on the same seeds), a Markdown table and Pareto plots.
 

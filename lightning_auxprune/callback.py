@@ -54,7 +54,7 @@ from typing_extensions import override
 from lightning_auxprune.attention import masked_tensors
 from lightning_auxprune.aux_group import AuxLrMode, align_schedulers, attach_aux_group, aux_lr, set_aux_lr
 from lightning_auxprune.aux_sgd import AuxOptimizer
-from lightning_auxprune.controller import TargetController
+from lightning_auxprune.controller import TargetController, target_miss
 from lightning_auxprune.events import MaskEvents
 from lightning_auxprune.export.bake import bake
 from lightning_auxprune.export.shrink import save_shrunk, shrink
@@ -662,15 +662,16 @@ class AuxMaskPruning(Callback):
         return lr
 
     def _check_target_reached(self, trainer: Trainer) -> None:
-        """Warn when the controlled quantity ended far (> 25% in kept fraction) from its target."""
+        """Warn when the controlled share ended above its target (by > 5%) or far below it (> 20%)."""
         controller = self.controller
         if controller is None or self.pruner.phase(self._position(trainer)) == "warmup":
             return
         kept, wanted = self.pruner.kept_fraction(), 1.0 - controller.final
-        if not 0.8 <= kept / wanted <= 1.25:
+        miss = target_miss(kept, wanted)
+        if miss is not None:
             what = "weights" if self.pruner.target_metric == "sparsity" else "FLOPs"
             rank_zero_warn(
-                f"AuxMaskPruning kept {kept:.4g} of the {what} instead of the target {wanted:.4g} "
+                f"AuxMaskPruning kept {kept:.4g} of the {what} instead of the target {wanted:.4g}, {miss} "
                 f"(lambda ended at {controller.output:.3g}). Give the controller more steps "
                 "(a longer ramp, a later freeze), or change target_gain: smaller if it overshot, larger if "
                 "it lagged. Masks the data gradient alone closes cannot be reopened by lowering lambda."

@@ -145,3 +145,40 @@ class TargetController:
         device = self._strength.device
         self._strength = torch.tensor(float(state["strength"]), dtype=STATE_DTYPE, device=device)
         self._output = torch.tensor(float(state["output"]), dtype=STATE_DTYPE, device=device)
+
+
+OVER_TARGET = 1.05
+"""A run that keeps more than this times its target's share (of weights or FLOPs) missed its budget."""
+UNDER_TARGET = 0.8
+"""A run that keeps less than this times its target's share pruned far more than asked."""
+
+
+def target_miss(kept: float, wanted: float) -> str | None:
+    """How a run's final kept share missed the share its target asked for, or ``None`` if it did not.
+
+    Keeping more than asked breaks the budget the user set, so 5% above it counts; keeping less is
+    more pruning than asked (accuracy given away), counted from 20% below.
+
+    Args:
+        kept: The share of weights or FLOPs the masks keep at the end.
+        wanted: The share the target asked to keep (``1 - final``).
+
+    Examples:
+        >>> target_miss(0.379, 0.35)
+        '8.3% above the target'
+        >>> target_miss(0.36, 0.35) is None
+        True
+        >>> target_miss(0.2, 0.35)
+        '42.9% below the target'
+
+    """
+    ratio = kept / wanted
+    if ratio > OVER_TARGET:
+        return f"{_percent(ratio - 1)} above the target"
+    if ratio < UNDER_TARGET:
+        return f"{_percent(1 - ratio)} below the target"
+    return None
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.1f}".rstrip("0").rstrip(".") + "%"

@@ -92,3 +92,13 @@ def test_a_higher_floor_lets_lambda_climb_back_sooner():
         return steps
 
     assert steps_to_recover(1e-5) < steps_to_recover(1e-9) / 2
+
+
+def test_a_run_above_its_budget_by_more_than_5_percent_missed_it():
+    from lightning_auxprune.controller import target_miss
+
+    assert target_miss(0.35 * 1.04, 0.35) is None
+    assert target_miss(0.35 * 1.06, 0.35) == "6% above the target"
+    assert target_miss(1.0, 0.1) == "900% above the target"
+    assert target_miss(0.35 * 0.81, 0.35) is None  # more pruning than asked: from 20% below
+    assert target_miss(0.35 * 0.7, 0.35) == "30% below the target"
