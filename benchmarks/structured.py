@@ -568,7 +568,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workers",
         type=int,
         default=1,
-        help="train this many runs at a time, each in its own process (on a GPU: 8 keep one busy with these networks)",
+        help="train this many runs at a time, each in its own process (benchmarks/gpu.sh runs 8 on one GPU)",
     )
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of each worker process (with --workers)")
     add_training_data(parser)
@@ -590,11 +590,9 @@ def main(argv: list[str] | None = None) -> list[Record]:
         print_paired(rows, method, other, args.paired_metric)
         return []
     records: list[Record] = []
-    if args.report:
-        pass
-    elif args.workers > 1:
+    if args.workers > 1 and not args.report:
         records = run_in_pool(args, out)
-    else:
+    elif not args.report:
         for model_name, method, budget, seed, epochs in jobs(args):
             # read before every run: another process may share --out and have finished this one
             stored = load_records(out).get((model_name, method, budget, seed, epochs, "structured"))
