@@ -1,6 +1,7 @@
 """The structured benchmark: its quick mode, the Torch-Pruning peer hitting its budget, the summary."""
 
 import json
+from operator import attrgetter
 
 import lightning as L
 import pytest
@@ -136,7 +137,7 @@ def _quick_argv(tmp_path, data_dir, name, *extra):
 def test_workers_train_the_same_runs_as_one_process(tmp_path, fake_data_dir):
     alone = structured.main(_quick_argv(tmp_path, fake_data_dir, "alone"))
     pooled = structured.main(_quick_argv(tmp_path, fake_data_dir, "pooled", "--workers", "2"))
-    key = lambda r: (r.method, r.setting, r.seed)  # noqa: E731 -- the pool appends in the order runs finish
+    key = attrgetter("method", "setting", "seed")  # the pool appends in the order runs finish
     assert sorted(map(key, pooled)) == sorted(map(key, alone)) == [("dense", 0.0, 0), ("tp_l1_oneshot", 0.5, 0)]
     assert {key(r): r.accuracy for r in pooled} == {key(r): r.accuracy for r in alone}
     assert len((tmp_path / "pooled.jsonl").read_text().splitlines()) == 2
