@@ -15,7 +15,9 @@ Methods (:data:`METHODS`, each defined once):
 * ``autoprune_low_floor``: the same with 5% of each layer's units kept at least (not a quarter);
 * ``autoprune_uniform``: the same with every layer held at least at the share of its units a
   uniform cut to the ramp's target leaves it (``min_uniform_share=1``): the masks choose which
-  units, the layers' widths follow the uniform cut;
+  units, the layers' widths follow the uniform cut. This is the neuron recipe now; its ablations
+  ``autoprune_uniform_uncoupled`` / ``autoprune_uniform_costblind`` / ``autoprune_uniform_adam``
+  change one thing (one mask per layer; every unit pushed alike; the user's Adam on M);
 * ``autoprune_early_freeze``: the same with the masks frozen at half the epochs (the target
   reached an epoch before), so half the run fine-tunes a fixed network;
 * ``autoprune_late``: the same, dense until 3/8 of the epochs and at the target by half of them
@@ -103,6 +105,12 @@ recipe until ``autoprune_uniform`` measured better on the full data, and the rec
 FINAL_BOUND = {"ramp_tolerance": None, "target_tolerance": 0.25, "min_unit_fraction": 0.05}
 """The bound before ``ramp_tolerance``: at 0.75 x the budget, at the end only. Every ablation
 below that names ``autoprune_final_bound`` ran with it."""
+UNIFORM = {"min_uniform_share": 1.0}
+"""What ``autoprune_uniform`` (the neuron recipe now) adds to :data:`NEURON_M`; the ablations that
+name ``autoprune_uniform`` change one thing of it."""
+USER_ADAM = {"aux_optimizer": "shared", "aux_lr": 5e-3, "strength": 1e-4, "target_min_strength": 1e-9}
+"""M stepped by the model's own optimizer (Adam here), with the lambda scale and floor of the
+weight-granularity recipe before SGD on M: the "user's optimizer" side of the ablation."""
 
 
 Builder = Callable[[ImageClassifier, float, int], list[Callback]]
@@ -184,7 +192,20 @@ METHODS: dict[str, Method] = {
     "autoprune_uniform": Method(
         "as autoprune, every layer keeps at least the units a uniform cut to the ramp's target leaves it "
         "(min_uniform_share=1): the masks choose which units, not how many per layer",
-        _autoprune(min_uniform_share=1.0),
+        _autoprune(**UNIFORM),
+    ),
+    "autoprune_uniform_uncoupled": Method(
+        "as autoprune_uniform (the recipe), one mask per layer: layers joined by a residual sum or a "
+        "depthwise convolution no longer open and close their units together",
+        _autoprune(**UNIFORM, coupled=False),
+    ),
+    "autoprune_uniform_costblind": Method(
+        "as autoprune_uniform (the recipe), every unit pushed alike whatever its FLOPs",
+        _autoprune(**UNIFORM, cost_aware=False),
+    ),
+    "autoprune_uniform_adam": Method(
+        "as autoprune_uniform (the recipe), M stepped by the user's Adam instead of normalised SGD",
+        _autoprune(**UNIFORM, **USER_ADAM),
     ),
     "autoprune_early_freeze": Method(
         "as autoprune, the target reached at epoch 3 and the masks frozen at 4 of 8 (half the run fine-tunes)",
@@ -223,7 +244,7 @@ METHODS: dict[str, Method] = {
     ),
     "autoprune_adam": Method(
         "as autoprune_final_bound, M stepped by the user's Adam (the recipe's default)",
-        _autoprune(**FINAL_BOUND, aux_optimizer="shared", aux_lr=5e-3, strength=1e-4, target_min_strength=1e-9),
+        _autoprune(**FINAL_BOUND, **USER_ADAM),
     ),
     **{
         f"tp_{name}": Method(f"Torch-Pruning, {name} criterion, pruned during training", _torch_pruning(name, False))

@@ -240,3 +240,22 @@ def test_torch_pruning_keeps_a_vit_runnable():
     assert model.net.blocks[0].fc1.out_features < 192  # the MLP's hidden units go
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     assert 0.8 < count_flops(model, example) / dense <= 0.9
+
+
+def test_the_recipe_ablations_change_only_what_they_name():
+    model = ImageClassifier(arch="resnet20")
+    recipe, uncoupled, costblind, adam = (
+        structured.METHODS[name].callbacks(model, 0.35, 8)[0].pruner.hparams()
+        for name in (
+            "autoprune_uniform",
+            "autoprune_uniform_uncoupled",
+            "autoprune_uniform_costblind",
+            "autoprune_uniform_adam",
+        )
+    )
+    assert {k for k in recipe if recipe[k] != uncoupled[k]} == {"coupled"}
+    assert (recipe["coupled"], uncoupled["coupled"]) == (True, False)
+    assert {k for k in recipe if recipe[k] != costblind[k]} == {"cost_aware"}
+    assert (recipe["cost_aware"], costblind["cost_aware"]) == (True, False)
+    assert {k for k in recipe if recipe[k] != adam[k]} == {"aux_optimizer", "aux_lr", "strength", "target_min_strength"}
+    assert (recipe["aux_optimizer"], adam["aux_optimizer"]) == ("normalized_sgd", "shared")
