@@ -54,6 +54,8 @@ import json
 import multiprocessing
 import os
 import statistics
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -522,7 +524,7 @@ def run_in_pool(args: argparse.Namespace, out: Path) -> list[Record]:
     failed: list[str] = []
     context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
     with ProcessPoolExecutor(
-        args.workers, mp_context=context, initializer=_pin_threads, initargs=(args.threads,)
+        args.workers, mp_context=context, initializer=init_worker, initargs=(args.threads, os.getpid())
     ) as pool:
         futures = {pool.submit(run, *job[:4], args): job[:4] for job in todo}
         for future in as_completed(futures):
@@ -539,8 +541,20 @@ def run_in_pool(args: argparse.Namespace, out: Path) -> list[Record]:
     return records
 
 
-def _pin_threads(threads: int) -> None:
+def init_worker(threads: int, parent: int) -> None:
+    """Set up a pool process: ``threads`` CPU threads, and exit as soon as the grid's process is gone.
+
+    A grid stopped by ``kill`` (or killed for memory) cannot shut its pool down, and its workers
+    would go on training runs nobody records, for as long as a run takes.
+    """
     torch.set_num_threads(threads)
+    threading.Thread(target=_exit_with, args=(parent,), name="exit-with-the-grid", daemon=True).start()
+
+
+def _exit_with(parent: int, every_s: float = 1.0) -> None:
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(1)
 
 
 def check_training_set(stored: Record, args: argparse.Namespace, out: Path) -> None:

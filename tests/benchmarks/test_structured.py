@@ -1,7 +1,11 @@
 """The structured benchmark: its quick mode, the Torch-Pruning peer hitting its budget, the summary."""
 
 import json
+import subprocess
+import sys
+import time
 from operator import attrgetter
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -259,3 +263,38 @@ def test_the_recipe_ablations_change_only_what_they_name():
     assert (recipe["cost_aware"], costblind["cost_aware"]) == (True, False)
     assert {k for k in recipe if recipe[k] != adam[k]} == {"aux_optimizer", "aux_lr", "strength", "target_min_strength"}
     assert (recipe["aux_optimizer"], adam["aux_optimizer"]) == ("normalized_sgd", "shared")
+
+
+GRID_WITH_ONE_WORKER = """
+import multiprocessing, os, time
+from concurrent.futures import ProcessPoolExecutor
+from benchmarks.structured import init_worker
+context = multiprocessing.get_context("spawn")
+with ProcessPoolExecutor(1, mp_context=context, initializer=init_worker, initargs=(1, os.getpid())) as pool:
+    print(pool.submit(os.getpid).result(), flush=True)
+    pool.submit(time.sleep, 120)
+    time.sleep(120)
+"""
+
+
+def _running(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "State:\tZ" not in status.read_text()
+    except OSError:  # gone
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads process states from /proc")
+def test_pool_workers_exit_when_the_grid_process_is_killed():
+    grid = subprocess.Popen([sys.executable, "-c", GRID_WITH_ONE_WORKER], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(grid.stdout.readline())
+        assert _running(worker)
+    finally:
+        grid.kill()  # no shutdown of the pool: what kill -9 or the out-of-memory killer does
+        grid.wait()
+    deadline = time.monotonic() + 30
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(worker)
