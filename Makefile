@@ -87,6 +87,7 @@ bench: data
 	$(PY) -m benchmarks.latency --models vit --methods autoprune tp_l1 --seeds 0 1 --out benchmarks/results/latency_vit.json --markdown docs/latency_vit.md
 	$(PY) -m benchmarks.latency --round-to 8 --models vgg resnet20 --methods autoprune autoprune_final_bound tp_l1 --seeds 0 --out benchmarks/results/latency_round8.json --markdown docs/latency_round8.md
 	$(PY) -m benchmarks.latency --records benchmarks/results/structured_full_runs.jsonl --models vgg resnet20 --seeds 0 --out benchmarks/results/latency_full.json --markdown docs/latency_full.md
+	$(PY) -m benchmarks.latency --records benchmarks/results/structured_full_runs.jsonl --models mobilenetv2 vit --seeds 0 --out benchmarks/results/latency_full_mobilenetv2_vit.json --markdown docs/latency_full_mobilenetv2_vit.md
 	$(PY) -m benchmarks.latency --closing 0.5 --out benchmarks/results/latency_closing.json --markdown docs/latency_closing.md
 	$(PY) -m benchmarks.op_share --records benchmarks/results/structured_full_runs.jsonl --models resnet20 vgg --seeds 0 --out benchmarks/results/op_share.json --markdown docs/op_share.md
 	$(PY) -m benchmarks.op_share --models vit --methods autoprune tp_l1 --seeds 0 --threads 1 2 --out benchmarks/results/op_share_vit.json --markdown docs/op_share_vit.md
