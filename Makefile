@@ -92,6 +92,8 @@ bench: data
 	$(PY) -m benchmarks.op_share --records benchmarks/results/structured_full_runs.jsonl --models resnet20 vgg --seeds 0 --out benchmarks/results/op_share.json --markdown docs/op_share.md
 	$(PY) -m benchmarks.op_share --models vit --methods autoprune tp_l1 --seeds 0 --threads 1 2 --out benchmarks/results/op_share_vit.json --markdown docs/op_share_vit.md
 	$(PY) -m benchmarks.layer_speed --records benchmarks/results/structured_full_runs.jsonl --models resnet20 --methods autoprune tp_l1 --seeds 0 --budgets 0.25 --out benchmarks/results/layer_speed.json --markdown docs/layer_speed.md
+	$(PY) -m benchmarks.layer_speed --records benchmarks/results/structured_full_runs.jsonl --models mobilenetv2 --methods autoprune_uniform --seeds 0 --out benchmarks/results/layer_speed_mobilenetv2.json --markdown docs/layer_speed_mobilenetv2.md
+	$(PY) -m benchmarks.op_share --records benchmarks/results/structured_full_runs.jsonl --models mobilenetv2 --methods autoprune_uniform --seeds 0 --threads 1 2 --out benchmarks/results/op_share_mobilenetv2.json --markdown docs/op_share_mobilenetv2.md
 	$(PY) -m benchmarks.sparse_linear
 
 # The full grid of benchmarks/compare.py (LeNet-5 and VGG-like too): many hours on 2 cores.

@@ -39,18 +39,21 @@ KINDS = {
         "_masked_softmax",
         "_scaled_dot_product_flash_attention_for_cpu",
     },
-    "elementwise": {"relu", "relu_", "clamp_min", "clamp_min_", "add", "add_", "gelu", "mul", "div", "sub"},
+    "elementwise": {
+        *("relu", "relu_", "clamp_min", "clamp_min_", "clamp", "clamp_", "hardtanh", "hardtanh_"),
+        *("add", "add_", "gelu", "mul", "div", "sub"),
+    },
 }
 """Op kinds by the profiler's op name (``matmul``: Linear layers; ``attention``: what
-``nn.MultiheadAttention`` runs besides its projections); anything else (pooling, normalisation,
-copies) is ``other``."""
+``nn.MultiheadAttention`` runs besides its projections; ``elementwise``: activations, ReLU6's
+``clamp`` among them, and residual sums); anything else (pooling, normalisation, copies) is ``other``."""
 
 
 def kind_of(op: str) -> str:
     """The kind of a profiler op name.
 
     Example:
-        >>> [kind_of(op) for op in ("aten::mkldnn_convolution", "aten::addmm", "aten::clamp_min", "aten::cat")]
+        >>> [kind_of(op) for op in ("aten::mkldnn_convolution", "aten::addmm", "aten::clamp", "aten::cat")]
         ['convolution', 'matmul', 'elementwise', 'other']
 
     """

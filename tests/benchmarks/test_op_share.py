@@ -24,3 +24,8 @@ def test_op_share_splits_each_network_s_time_by_op_kind(tmp_path, closing_record
 def test_op_share_refuses_impossible_settings(tmp_path):
     with pytest.raises(SystemExit):
         op_share.main(["--rounds", "0", "--out", str(tmp_path / "o.json"), "--markdown", str(tmp_path / "o.md")])
+
+
+def test_relu6_counts_as_elementwise():
+    """MobileNetV2's ReLU6 runs as hardtanh -> clamp; counted as 'other' it hid half the network's time."""
+    assert {op_share.kind_of(op) for op in ("aten::hardtanh", "aten::hardtanh_", "aten::clamp")} == {"elementwise"}
