@@ -671,8 +671,8 @@ class AuxMaskPruning(Callback):
         if miss is not None:
             what = "weights" if self.pruner.target_metric == "sparsity" else "FLOPs"
             rank_zero_warn(
-                f"AuxMaskPruning kept {kept:.4g} of the {what} instead of the target {wanted:.4g}, {miss} "
-                f"(lambda ended at {controller.output:.3g}). Give the controller more steps "
+                f"AuxMaskPruning kept {100 * kept:.3g}% of the {what} instead of the target {100 * wanted:.3g}%, "
+                f"{miss} (lambda ended at {controller.output:.3g}). Give the controller more steps "
                 "(a longer ramp, a later freeze), or change target_gain: smaller if it overshot, larger if "
                 "it lagged. Masks the data gradient alone closes cannot be reopened by lowering lambda."
             )
