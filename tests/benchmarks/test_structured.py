@@ -285,6 +285,7 @@ def _running(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads process states from /proc")
 def test_pool_workers_exit_when_the_grid_process_is_killed():
     grid = subprocess.Popen([sys.executable, "-c", GRID_WITH_ONE_WORKER], stdout=subprocess.PIPE, text=True)
