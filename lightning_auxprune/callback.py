@@ -54,7 +54,7 @@ from typing_extensions import override
 from lightning_auxprune.attention import masked_tensors
 from lightning_auxprune.aux_group import AuxLrMode, align_schedulers, attach_aux_group, aux_lr, set_aux_lr
 from lightning_auxprune.aux_sgd import AuxOptimizer
-from lightning_auxprune.controller import TargetController, target_miss
+from lightning_auxprune.controller import TargetController, percent, target_miss
 from lightning_auxprune.events import MaskEvents
 from lightning_auxprune.export.bake import bake
 from lightning_auxprune.export.shrink import save_shrunk, shrink
@@ -671,7 +671,7 @@ class AuxMaskPruning(Callback):
         if miss is not None:
             what = "weights" if self.pruner.target_metric == "sparsity" else "FLOPs"
             rank_zero_warn(
-                f"AuxMaskPruning kept {100 * kept:.3g}% of the {what} instead of the target {100 * wanted:.3g}%, "
+                f"AuxMaskPruning kept {percent(kept)} of the {what} instead of the target {percent(wanted)}, "
                 f"{miss} (lambda ended at {controller.output:.3g}). Give the controller more steps "
                 "(a longer ramp, a later freeze), or change target_gain: smaller if it overshot, larger if "
                 "it lagged. Masks the data gradient alone closes cannot be reopened by lowering lambda."

@@ -174,11 +174,12 @@ def target_miss(kept: float, wanted: float) -> str | None:
     """
     ratio = kept / wanted
     if ratio > OVER_TARGET:
-        return f"{_percent(ratio - 1)} above the target"
+        return f"{percent(ratio - 1)} above the target"
     if ratio < UNDER_TARGET:
-        return f"{_percent(1 - ratio)} below the target"
+        return f"{percent(1 - ratio)} below the target"
     return None
 
 
-def _percent(share: float) -> str:
+def percent(share: float) -> str:
+    """A share as a percentage with at most one decimal (``0.5533`` -> ``'55.3%'``, ``1.0`` -> ``'100%'``)."""
     return f"{100 * share:.1f}".rstrip("0").rstrip(".") + "%"
